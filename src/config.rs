@@ -1,0 +1,430 @@
+//! Configuration: what the server publishes and how it listens.
+//!
+//! Values come from three places, each overriding the one before: a TOML file (`--config`),
+//! environment variables, and command-line flags (clap merges the last two). Layers are
+//! configuration, not code: each names its table, geometry and id columns, the properties it
+//! publishes (with their types, so both sources encode the same values) and its zoom range.
+//! `Config::validate` runs once at start so a bad file fails loudly before the server listens.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration of one server instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// PostgreSQL URL; when absent the memory source serves.
+    pub database_url: Option<String>,
+    /// Folder of GeoJSON layer files for the memory source (default: the embedded sample).
+    pub data_dir: Option<PathBuf>,
+    /// Base URL used in TileJSON and links; when absent it is taken from the request's host.
+    pub public_url: Option<String>,
+    /// Largest `limit` a feature page may ask for.
+    pub items_max_limit: usize,
+    /// Default `limit` of a feature page.
+    pub items_default_limit: usize,
+    /// Largest bbox area, in square degrees, accepted by bbox queries.
+    pub max_bbox_area: f64,
+    /// Largest zoom level a tile request may ask for.
+    pub max_zoom: u8,
+    /// Most layers one tile request may combine.
+    pub max_layers_per_request: usize,
+    /// Connections in the PostgreSQL pool.
+    pub db_pool_size: u32,
+    /// Published layers, in the order they appear in tiles.
+    pub layers: Vec<LayerConfig>,
+}
+
+/// Geometry kind of a layer; decides clipping and simplification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeometryKind {
+    /// Points (never simplified).
+    Point,
+    /// Lines.
+    Line,
+    /// Polygons.
+    Polygon,
+}
+
+impl GeometryKind {
+    /// Name used in the catalog and OGC metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeometryKind::Point => "Point",
+            GeometryKind::Line => "LineString",
+            GeometryKind::Polygon => "MultiPolygon",
+        }
+    }
+}
+
+/// Type of a published property; both sources coerce values to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropertyType {
+    /// Text.
+    String,
+    /// 64-bit float.
+    Number,
+    /// 64-bit integer.
+    Integer,
+    /// true/false.
+    Boolean,
+}
+
+impl PropertyType {
+    /// Field type name as TileJSON `vector_layers` writes it.
+    pub fn tilejson_name(self) -> &'static str {
+        match self {
+            PropertyType::String => "String",
+            PropertyType::Number | PropertyType::Integer => "Number",
+            PropertyType::Boolean => "Boolean",
+        }
+    }
+
+    /// SQL type the column is cast to, so PostGIS encodes the same value type as memory.
+    pub fn sql_type(self) -> &'static str {
+        match self {
+            PropertyType::String => "text",
+            PropertyType::Number => "double precision",
+            PropertyType::Integer => "bigint",
+            PropertyType::Boolean => "boolean",
+        }
+    }
+}
+
+/// One published property of a layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyConfig {
+    /// Name in tiles and GeoJSON.
+    pub name: String,
+    /// Table column (default: `name`).
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Key in imported GeoJSON files (default: `name`).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub kind: PropertyType,
+}
+
+impl PropertyConfig {
+    fn new(name: &str, kind: PropertyType) -> Self {
+        PropertyConfig {
+            name: name.into(),
+            column: None,
+            field: None,
+            kind,
+        }
+    }
+
+    fn from_field(name: &str, field: &str, kind: PropertyType) -> Self {
+        PropertyConfig {
+            field: Some(field.into()),
+            ..PropertyConfig::new(name, kind)
+        }
+    }
+
+    /// The table column holding this property.
+    pub fn column(&self) -> &str {
+        self.column.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The GeoJSON key this property is read from.
+    pub fn field(&self) -> &str {
+        self.field.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// One published layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerConfig {
+    /// Layer name in URLs and tiles.
+    pub name: String,
+    /// Human title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Table (optionally schema-qualified as `schema.table`).
+    pub table: String,
+    /// Geometry column in SRID 4326.
+    #[serde(default = "default_geom")]
+    pub geometry_column: String,
+    /// Column `import` writes geometry to, when tiles read a derived one (default: the same).
+    #[serde(default)]
+    pub import_geometry_column: Option<String>,
+    /// Integer id column, used as the MVT feature id and kept as the `id` property.
+    #[serde(default = "default_id")]
+    pub id_column: String,
+    /// Unique text key (e.g. `short_code`); import updates rows that share it.
+    #[serde(default)]
+    pub key_column: Option<String>,
+    /// Geometry kind.
+    pub geometry: GeometryKind,
+    /// Published properties, besides `id`.
+    pub properties: Vec<PropertyConfig>,
+    /// Lowest zoom with features.
+    #[serde(default)]
+    pub minzoom: u8,
+    /// Highest zoom with features.
+    #[serde(default = "default_maxzoom")]
+    pub maxzoom: u8,
+    /// Douglas-Peucker tolerance in tile units (extent 4096); 0 disables. Default 8 units,
+    /// half a pixel of a 256-pixel tile.
+    #[serde(default = "default_simplify")]
+    pub simplify: f64,
+    /// File name (without `.geojson`) the memory source and `import` read this layer from.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+fn default_geom() -> String {
+    "geom".into()
+}
+fn default_id() -> String {
+    "id".into()
+}
+fn default_maxzoom() -> u8 {
+    22
+}
+fn default_simplify() -> f64 {
+    8.0
+}
+
+impl LayerConfig {
+    /// The file stem this layer is loaded from.
+    pub fn file(&self) -> &str {
+        self.file.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The column `import` writes geometry to.
+    pub fn import_geometry_column(&self) -> &str {
+        self.import_geometry_column
+            .as_deref()
+            .unwrap_or(&self.geometry_column)
+    }
+
+    /// The tolerance actually applied: points are never simplified.
+    pub fn simplify_units(&self) -> f64 {
+        match self.geometry {
+            GeometryKind::Point => 0.0,
+            _ => self.simplify.max(0.0),
+        }
+    }
+
+    /// Published field names and TileJSON types, `id` first.
+    pub fn fields(&self) -> Vec<(&str, &'static str)> {
+        std::iter::once(("id", "Number"))
+            .chain(
+                self.properties
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.kind.tilejson_name())),
+            )
+            .collect()
+    }
+
+    /// Looks a published property up by name.
+    pub fn property(&self, name: &str) -> Option<&PropertyConfig> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8000".into(),
+            database_url: None,
+            data_dir: None,
+            public_url: None,
+            items_max_limit: 10_000,
+            items_default_limit: 100,
+            max_bbox_area: 3600.0,
+            max_zoom: 22,
+            max_layers_per_request: 16,
+            db_pool_size: 10,
+            layers: default_layers(),
+        }
+    }
+}
+
+/// The three CalSim layers: nodes, arcs and demand units.
+pub fn default_layers() -> Vec<LayerConfig> {
+    use PropertyType::*;
+    let p = PropertyConfig::new;
+    vec![
+        LayerConfig {
+            name: "nodes".into(),
+            title: Some("CalSim3 network nodes".into()),
+            table: "network_node".into(),
+            geometry_column: default_geom(),
+            import_geometry_column: None,
+            id_column: default_id(),
+            key_column: Some("short_code".into()),
+            geometry: GeometryKind::Point,
+            properties: vec![
+                p("short_code", String),
+                p("calsim_id", String),
+                p("name", String),
+                p("description", String),
+                PropertyConfig::from_field("node_type", "type", String),
+                p("sub_type", String),
+                p("river", String),
+                p("river_mile", Number),
+                p("stream_code", String),
+                p("hydrologic_region", String),
+                p("reservoir_name", String),
+                p("capacity_taf", Number),
+                p("dead_pool_taf", Number),
+                p("surface_area_acres", Number),
+                p("operational_purpose", String),
+            ],
+            minzoom: 0,
+            maxzoom: 22,
+            simplify: 0.0,
+            file: None,
+        },
+        LayerConfig {
+            name: "arcs".into(),
+            title: Some("CalSim3 network arcs (direction of flow)".into()),
+            table: "network_arc".into(),
+            geometry_column: default_geom(),
+            import_geometry_column: None,
+            id_column: default_id(),
+            key_column: Some("short_code".into()),
+            geometry: GeometryKind::Line,
+            properties: vec![
+                p("short_code", String),
+                p("name", String),
+                PropertyConfig::from_field("arc_type", "type", String),
+                p("sub_type", String),
+                p("from_node", String),
+                p("to_node", String),
+                p("river", String),
+                p("hydrologic_region", String),
+                PropertyConfig::from_field("length_m", "shape_length_m", Number),
+            ],
+            minzoom: 0,
+            maxzoom: 22,
+            simplify: default_simplify(),
+            file: None,
+        },
+        LayerConfig {
+            name: "demand_units".into(),
+            title: Some("CalSim3 demand units".into()),
+            table: "demand_unit".into(),
+            // A valid copy kept by the schema: 6 source polygons self-intersect.
+            geometry_column: "geom_valid".into(),
+            import_geometry_column: Some("geom".into()),
+            id_column: default_id(),
+            // du_id repeats (one demand unit, several service areas): the id is the key.
+            key_column: None,
+            geometry: GeometryKind::Polygon,
+            properties: vec![
+                p("du_id", String),
+                p("kind", String),
+                p("name", String),
+                p("acres", Number),
+            ],
+            minzoom: 0,
+            maxzoom: 22,
+            simplify: default_simplify(),
+            file: None,
+        },
+    ]
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("bad config {}: {e}", path.display()))
+    }
+
+    /// Checks what the server relies on, so mistakes fail at start, not on a request.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.layers.is_empty(), "no layers configured");
+        anyhow::ensure!(self.max_zoom <= 30, "max_zoom must be at most 30");
+        anyhow::ensure!(
+            self.items_default_limit >= 1 && self.items_default_limit <= self.items_max_limit,
+            "items_default_limit must be between 1 and items_max_limit"
+        );
+        anyhow::ensure!(self.db_pool_size >= 1, "db_pool_size must be at least 1");
+        let mut seen = std::collections::HashSet::new();
+        for layer in &self.layers {
+            anyhow::ensure!(
+                is_identifier(&layer.name),
+                "layer name {:?} must be letters, digits and _",
+                layer.name
+            );
+            anyhow::ensure!(
+                seen.insert(&layer.name),
+                "layer {:?} is configured twice",
+                layer.name
+            );
+            anyhow::ensure!(
+                layer.minzoom <= layer.maxzoom,
+                "layer {}: minzoom > maxzoom",
+                layer.name
+            );
+            for p in &layer.properties {
+                anyhow::ensure!(
+                    p.name != "id",
+                    "layer {}: `id` is always published",
+                    layer.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks a layer up by name.
+    pub fn layer(&self, name: &str) -> Option<&LayerConfig> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+}
+
+/// Whether a name is safe to use as a layer name (it reaches SQL only as a bound string).
+pub fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Quotes a configured SQL identifier (optionally `schema.table`) for PostgreSQL.
+pub fn quote_ident(name: &str) -> String {
+    name.split('.')
+        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(quote_ident("a.b"), "\"a\".\"b\"");
+        assert_eq!(quote_ident("x\"y"), "\"x\"\"y\"");
+    }
+
+    #[test]
+    fn toml_overrides_defaults() {
+        let c: Config = toml::from_str("listen = \"127.0.0.1:9\"\nitems_max_limit = 50").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9");
+        assert_eq!(c.items_max_limit, 50);
+        assert_eq!(c.layers.len(), 3);
+    }
+}

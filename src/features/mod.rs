@@ -1,0 +1,137 @@
+//! GeoJSON features by bbox and page: `/collections/{layer}/items`.
+//!
+//! Query text is parsed here into an `ItemsQuery` (every bad value a 400 that names the
+//! parameter), the source answers a page, and the page is wrapped as a FeatureCollection with
+//! `numberMatched`, `numberReturned` and a `next` link while more remain.
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::source::ItemsQuery;
+use crate::tiles::grid::parse_bbox;
+use crate::tiles::routes::{feature_collection, geojson_response, path};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+/// Largest offset accepted, to keep arithmetic and the database's work bounded.
+pub const MAX_OFFSET: usize = 10_000_000;
+
+/// Parses the query string of an items request.
+pub fn parse_items_query(
+    raw: Option<&str>,
+    layer: &crate::config::LayerConfig,
+    config: &crate::config::Config,
+) -> AppResult<ItemsQuery> {
+    let mut q = ItemsQuery {
+        limit: config.items_default_limit,
+        ..Default::default()
+    };
+    let pairs: Vec<(String, String)> = match raw {
+        Some(raw) => serde_urlencoded::from_str(raw)
+            .map_err(|e| AppError::bad(format!("malformed query string: {e}")))?,
+        None => Vec::new(),
+    };
+    for (key, value) in pairs {
+        match key.as_str() {
+            "bbox" => q.bbox = Some(parse_bbox(&value, config.max_bbox_area)?),
+            "limit" => {
+                q.limit = parse_count("limit", &value, 1, config.items_max_limit)?;
+            }
+            "offset" => q.offset = parse_count("offset", &value, 0, MAX_OFFSET)?,
+            "clip" => {
+                q.clip = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(AppError::bad("clip must be true or false")),
+                }
+            }
+            "f" => {
+                if value != "json" && value != "geojson" {
+                    return Err(AppError::bad("f must be geojson or json"));
+                }
+            }
+            name => {
+                if layer.property(name).is_none() {
+                    return Err(AppError::bad(format!(
+                        "unknown query parameter {:?}: use bbox, limit, offset, clip or a property of layer {}",
+                        crate::app::truncate(name, 64),
+                        layer.name
+                    )));
+                }
+                q.filters.push((name.to_string(), value));
+            }
+        }
+    }
+    Ok(q)
+}
+
+/// Parses a non-negative integer within `min..=max`, naming the parameter when it is not.
+pub fn parse_count(name: &str, value: &str, min: usize, max: usize) -> AppResult<usize> {
+    let n: usize = value.trim().parse().map_err(|_| {
+        AppError::bad(format!(
+            "{name} must be an integer from {min} to {max}; got {:?}",
+            crate::app::truncate(value, 32)
+        ))
+    })?;
+    if n < min || n > max {
+        return Err(AppError::bad(format!(
+            "{name} must be from {min} to {max}; got {n}"
+        )));
+    }
+    Ok(n)
+}
+
+/// `GET /collections/{layer}/items`.
+pub async fn items(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    layer: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> AppResult<Response> {
+    let name = path(layer)?;
+    let layer = *state
+        .layers(&name)?
+        .first()
+        .ok_or_else(|| AppError::not_found("no layer named"))?;
+    let query = parse_items_query(raw.as_deref(), layer, &state.config)?;
+    let page = state.source.items(layer, &query).await?;
+    let returned = page.features.len();
+    let mut extra = Map::new();
+    extra.insert("numberMatched".into(), json!(page.number_matched));
+    extra.insert("numberReturned".into(), json!(returned));
+    let base = format!(
+        "{}/collections/{}/items",
+        state.base_url(&headers),
+        layer.name
+    );
+    let mut links = vec![
+        json!({"rel": "self", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), query.offset)}),
+    ];
+    if (query.offset + returned) < page.number_matched as usize && returned > 0 {
+        links.push(json!({"rel": "next", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), query.offset + returned)}));
+    }
+    if query.offset > 0 {
+        let prev = query.offset.saturating_sub(query.limit);
+        links.push(json!({"rel": "prev", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), prev)}));
+    }
+    extra.insert("links".into(), Value::Array(links));
+    Ok(geojson_response(feature_collection(
+        &page.features,
+        Some(&extra),
+    )))
+}
+
+/// The same query with another offset.
+fn page_url(base: &str, raw: Option<&str>, offset: usize) -> String {
+    let mut pairs: Vec<(String, String)> = raw
+        .and_then(|r| serde_urlencoded::from_str(r).ok())
+        .unwrap_or_default();
+    pairs.retain(|(k, _)| k != "offset");
+    pairs.push(("offset".into(), offset.to_string()));
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(q) => format!("{base}?{q}"),
+        Err(_) => base.to_string(),
+    }
+}

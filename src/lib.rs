@@ -1,0 +1,16 @@
+//! coeqwal-network-api: vector tiles, GeoJSON and network analysis for the CalSim3 network.
+//!
+//! The crate is one library and one binary. `source` is the heart (PostGIS or memory behind
+//! one trait); `tiles` and `features` turn its answers into HTTP; `app` holds the router.
+
+pub mod app;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod features;
+pub mod import;
+pub mod source;
+pub mod tiles;
+
+/// The sqlx migrations, embedded so the binary can apply them anywhere.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

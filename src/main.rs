@@ -1,0 +1,173 @@
+//! The `coeqwal-network-api` command: serve (default), migrate, import.
+//!
+//! Configuration is layered: defaults < `--config FILE` (TOML) < environment < flags; clap
+//! reads the last two, this file applies them over the file and validates the result.
+
+use clap::{Args, Parser, Subcommand};
+use coeqwal_network_api::config::Config;
+use coeqwal_network_api::{app, import, source::postgis};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "coeqwal-network-api",
+    version,
+    about = "Vector tiles, GeoJSON and network analysis for the California CalSim3 water network",
+    long_about = "Serves the CalSim3 network (nodes, arcs, demand units) as Mapbox Vector Tiles, \
+TileJSON and GeoJSON. With DATABASE_URL set it serves PostGIS; without it, an embedded sample \
+network (or --data DIR). Run without a subcommand to serve."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// TOML configuration file (layers, limits); flags and environment override it.
+    #[arg(long, global = true, env = "CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// PostgreSQL/PostGIS URL. When set, `serve` reads PostGIS; `migrate` and `import` need it.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve tiles, GeoJSON and analysis over HTTP (the default).
+    Serve(ServeArgs),
+    /// Apply the schema migrations to DATABASE_URL.
+    Migrate,
+    /// Load GeoJSON layer files (or folders of nodes/arcs/demand_units.geojson) into PostGIS.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// Address to listen on [default: 0.0.0.0:8000].
+    #[arg(long, env = "LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Serve a folder of GeoJSON layer files from memory instead of PostGIS or the sample.
+    #[arg(long, env = "DATA_DIR", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Public base URL used in TileJSON and links [default: from the request's Host].
+    #[arg(long, env = "PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Connections in the database pool [default: 10].
+    #[arg(long, env = "DB_POOL_SIZE", value_name = "N")]
+    db_pool_size: Option<u32>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// GeoJSON files or folders; a file feeds the layer of its name (nodes.geojson -> nodes).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Never draw a progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &common.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &common.database_url
+        && !url.is_empty()
+    {
+        config.database_url = Some(url.clone());
+    }
+    if let Some(v) = &serve.listen {
+        config.listen = v.clone();
+    }
+    if let Some(v) = &serve.data {
+        config.data_dir = Some(v.clone());
+    }
+    if let Some(v) = &serve.public_url {
+        config.public_url = Some(v.clone());
+    }
+    if let Some(v) = serve.db_pool_size {
+        config.db_pool_size = v;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => app::serve(load_config(&cli.common, &cli.serve)?).await,
+        Some(Command::Serve(args)) => app::serve(load_config(&cli.common, &args)?).await,
+        Some(Command::Migrate) => {
+            let config = load_config(&cli.common, &ServeArgs::default())?;
+            let url = config
+                .database_url
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("migrate needs DATABASE_URL"))?;
+            let pool = postgis::connect(url, 2).await?;
+            coeqwal_network_api::MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Import(args)) => {
+            let config = load_config(&cli.common, &ServeArgs::default())?;
+            let url = config
+                .database_url
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("import needs DATABASE_URL"))?;
+            let pool = postgis::connect(url, 2).await?;
+            let progress = !args.quiet && std::io::stderr().is_terminal();
+            let started = std::time::Instant::now();
+            let done = import::import_paths(&pool, &args.paths, &config.layers, progress).await?;
+            let parts: Vec<String> = done
+                .iter()
+                .map(|s| format!("{} {} new, {} updated", s.layer, s.inserted, s.updated))
+                .collect();
+            println!(
+                "imported {} file(s) in {:.1}s: {}",
+                done.len(),
+                started.elapsed().as_secs_f64(),
+                parts.join("; ")
+            );
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    init_logging();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {}", postgis::redact(&format!("{e:#}")));
+        std::process::exit(1);
+    }
+}

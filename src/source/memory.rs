@@ -1,0 +1,398 @@
+//! The memory source: GeoJSON layers held in RAM, indexed by an R-tree each.
+//!
+//! It is what `cargo run` serves with no database (the embedded sample) and what `--data DIR`
+//! serves. Features are read once at start through `data.rs` (the same reader `import` uses),
+//! projected to Web Mercator once, and indexed by their Mercator boxes. A tile query walks the
+//! R-tree for the buffered tile and hands each hit to `tiles::mvt`, which mirrors PostGIS.
+
+use super::{ItemsPage, ItemsQuery, LayerStats, NetworkRow, Source, feature_json};
+use crate::config::{GeometryKind, LayerConfig};
+use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
+use crate::error::{AppError, AppResult};
+use crate::tiles::grid::{Bounds, TileCoord, lonlat_to_mercator};
+use crate::tiles::mvt::{encode_layer, encode_tile, tile_geometry};
+use async_trait::async_trait;
+use geo::{BooleanOps, BoundingRect, Geometry, Intersects, MapCoords, Rect, Validation};
+use rstar::{AABB, RTree, RTreeObject};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The sample network compiled into the binary.
+const SAMPLE: [(&str, &str); 3] = [
+    ("nodes", include_str!("../../data/sample/nodes.geojson")),
+    ("arcs", include_str!("../../data/sample/arcs.geojson")),
+    (
+        "demand_units",
+        include_str!("../../data/sample/demand_units.geojson"),
+    ),
+];
+
+struct Item {
+    id: i64,
+    lonlat: Geometry<f64>,
+    merc: Geometry<f64>,
+    props: Vec<Value>,
+}
+
+struct Entry {
+    index: usize,
+    envelope: AABB<[f64; 2]>,
+}
+
+impl RTreeObject for Entry {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.envelope
+    }
+}
+
+struct MemoryLayer {
+    items: Vec<Item>,
+    tree: RTree<Entry>,
+    stats: LayerStats,
+}
+
+/// Layers held in memory, by name.
+pub struct MemorySource {
+    layers: HashMap<String, MemoryLayer>,
+}
+
+impl MemorySource {
+    /// Loads the embedded sample network.
+    pub fn sample(layers: &[LayerConfig]) -> anyhow::Result<MemorySource> {
+        let mut out = HashMap::new();
+        for layer in layers {
+            if let Some((_, text)) = SAMPLE.iter().find(|(name, _)| *name == layer.file()) {
+                let features = parse_layer(text, layer)
+                    .map_err(|e| anyhow::anyhow!("embedded sample {}: {e}", layer.name))?;
+                out.insert(layer.name.clone(), build_layer(layer, features));
+            }
+        }
+        Ok(MemorySource { layers: out })
+    }
+
+    /// Loads every configured layer that has a `NAME.geojson` in `dir`.
+    pub fn from_dir(dir: &Path, layers: &[LayerConfig]) -> anyhow::Result<MemorySource> {
+        let files = layer_files(dir, layers);
+        anyhow::ensure!(
+            !files.is_empty(),
+            "{} holds no layer file (expected one of: {})",
+            dir.display(),
+            layers
+                .iter()
+                .map(|l| format!("{}.geojson", l.file()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut out = HashMap::new();
+        for (layer, path) in files {
+            let features = read_layer_file(&path, layer)?;
+            out.insert(layer.name.clone(), build_layer(layer, features));
+        }
+        Ok(MemorySource { layers: out })
+    }
+
+    fn layer(&self, name: &str) -> AppResult<&MemoryLayer> {
+        self.layers
+            .get(name)
+            .ok_or_else(|| AppError::not_found(format!("layer {name:?} has no data")))
+    }
+
+    /// Ids of the features matching a query, in id order (before paging).
+    fn matching(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<Vec<usize>> {
+        let data = self.layer(&layer.name)?;
+        let filters = query
+            .filters
+            .iter()
+            .map(|(name, value)| {
+                let i = layer
+                    .properties
+                    .iter()
+                    .position(|p| &p.name == name)
+                    .ok_or_else(|| AppError::bad(format!("unknown property {name:?}")))?;
+                Ok((i, value.as_str()))
+            })
+            .collect::<AppResult<Vec<_>>>()?;
+        let mut hits: Vec<usize> = match &query.bbox {
+            Some(b) => {
+                let rect = Rect::new((b.minx, b.miny), (b.maxx, b.maxy));
+                let poly = rect.to_polygon();
+                data.tree
+                    .locate_in_envelope_intersecting(&merc_envelope(b))
+                    .map(|e| e.index)
+                    .filter(|&i| data.items[i].lonlat.intersects(&poly))
+                    .collect()
+            }
+            None => (0..data.items.len()).collect(),
+        };
+        hits.retain(|&i| {
+            filters
+                .iter()
+                .all(|(p, v)| value_text(&data.items[i].props[*p]).as_deref() == Some(*v))
+        });
+        hits.sort_by_key(|&i| data.items[i].id);
+        Ok(hits)
+    }
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn merc_envelope(b: &Bounds) -> AABB<[f64; 2]> {
+    let (x0, y0) = lonlat_to_mercator(b.minx, b.miny);
+    let (x1, y1) = lonlat_to_mercator(b.maxx, b.maxy);
+    AABB::from_corners([x0, y0], [x1, y1])
+}
+
+/// Indexes a layer; features without an id get the next free one, invalid polygons are
+/// repaired (as the schema's `geom_valid` column does for PostGIS).
+fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer {
+    let mut next_id = features.iter().filter_map(|f| f.id).max().unwrap_or(0) + 1;
+    let mut items = Vec::with_capacity(features.len());
+    let mut entries = Vec::with_capacity(features.len());
+    let mut extent: Option<Bounds> = None;
+    for f in features {
+        let id = f.id.unwrap_or_else(|| {
+            next_id += 1;
+            next_id - 1
+        });
+        let lonlat = match (layer.geometry, f.geometry) {
+            (GeometryKind::Polygon, Geometry::Polygon(p)) if !p.is_valid() => {
+                Geometry::MultiPolygon(p.union(&geo::MultiPolygon::new(vec![])))
+            }
+            (GeometryKind::Polygon, Geometry::MultiPolygon(p)) if !p.is_valid() => {
+                Geometry::MultiPolygon(p.union(&geo::MultiPolygon::new(vec![])))
+            }
+            (_, g) => g,
+        };
+        let Some(r) = lonlat.bounding_rect() else {
+            continue;
+        };
+        let b = Bounds {
+            minx: r.min().x,
+            miny: r.min().y,
+            maxx: r.max().x,
+            maxy: r.max().y,
+        };
+        extent = Some(match extent {
+            None => b,
+            Some(e) => Bounds {
+                minx: e.minx.min(b.minx),
+                miny: e.miny.min(b.miny),
+                maxx: e.maxx.max(b.maxx),
+                maxy: e.maxy.max(b.maxy),
+            },
+        });
+        let merc = lonlat.map_coords(|c| {
+            let (x, y) = lonlat_to_mercator(c.x, c.y);
+            geo::Coord { x, y }
+        });
+        entries.push(Entry {
+            index: items.len(),
+            envelope: merc_envelope(&b),
+        });
+        items.push(Item {
+            id,
+            lonlat,
+            merc,
+            props: f.props,
+        });
+    }
+    MemoryLayer {
+        stats: LayerStats {
+            count: items.len() as u64,
+            bounds: extent,
+        },
+        items,
+        tree: RTree::bulk_load(entries),
+    }
+}
+
+fn properties(layer: &LayerConfig, id: i64, props: &[Value]) -> Map<String, Value> {
+    let mut m = Map::with_capacity(props.len() + 1);
+    m.insert("id".into(), Value::from(id));
+    for (p, v) in layer.properties.iter().zip(props) {
+        m.insert(p.name.clone(), v.clone());
+    }
+    m
+}
+
+fn geometry_value(g: &Geometry<f64>) -> Value {
+    serde_json::to_value(geojson::Geometry::from(g)).unwrap_or(Value::Null)
+}
+
+fn clip_to(g: &Geometry<f64>, b: &Bounds) -> Option<Geometry<f64>> {
+    let rect = Rect::new((b.minx, b.miny), (b.maxx, b.maxy));
+    let poly = rect.to_polygon();
+    let out = match g {
+        Geometry::Point(p) => {
+            return (p.x() >= b.minx && p.x() <= b.maxx && p.y() >= b.miny && p.y() <= b.maxy)
+                .then(|| g.clone());
+        }
+        Geometry::LineString(l) => {
+            Geometry::MultiLineString(poly.clip(&geo::MultiLineString::new(vec![l.clone()]), false))
+        }
+        Geometry::MultiLineString(l) => Geometry::MultiLineString(poly.clip(l, false)),
+        Geometry::Polygon(p) => Geometry::MultiPolygon(p.intersection(&poly)),
+        Geometry::MultiPolygon(p) => Geometry::MultiPolygon(p.intersection(&poly)),
+        other => other.clone(),
+    };
+    Some(simplify_collection(out))
+}
+
+/// A multi-geometry with one part becomes that part, as PostGIS's clipping returns it.
+fn simplify_collection(g: Geometry<f64>) -> Geometry<f64> {
+    match g {
+        Geometry::MultiLineString(mut m) if m.0.len() == 1 => Geometry::LineString(m.0.remove(0)),
+        Geometry::MultiPolygon(mut m) if m.0.len() == 1 => Geometry::Polygon(m.0.remove(0)),
+        other => other,
+    }
+}
+
+fn is_empty(g: &Geometry<f64>) -> bool {
+    match g {
+        Geometry::MultiLineString(m) => m.0.is_empty(),
+        Geometry::MultiPolygon(m) => m.0.is_empty(),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Source for MemorySource {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn tile(&self, layers: &[&LayerConfig], tile: TileCoord) -> AppResult<Vec<u8>> {
+        let b = tile.mercator_bounds().grow(tile.unit_m() * 64.0);
+        let env = AABB::from_corners([b.minx, b.miny], [b.maxx, b.maxy]);
+        let mut out = Vec::new();
+        for layer in layers {
+            if tile.z < layer.minzoom || tile.z > layer.maxzoom {
+                continue;
+            }
+            let Some(data) = self.layers.get(&layer.name) else {
+                continue;
+            };
+            let mut hits: Vec<&Item> = data
+                .tree
+                .locate_in_envelope_intersecting(&env)
+                .map(|e| &data.items[e.index])
+                .collect();
+            hits.sort_by_key(|i| i.id);
+            let tol = layer.simplify_units();
+            let features = hits.into_iter().filter_map(|item| {
+                tile_geometry(&item.merc, &tile, tol).map(|g| (item.id, g, item.props.clone()))
+            });
+            if let Some(l) = encode_layer(layer, features) {
+                out.push(l);
+            }
+        }
+        Ok(encode_tile(out))
+    }
+
+    async fn tile_features(
+        &self,
+        layers: &[&LayerConfig],
+        tile: TileCoord,
+    ) -> AppResult<Vec<String>> {
+        let b = tile.lonlat_bounds();
+        let mut out = Vec::new();
+        for layer in layers {
+            if tile.z < layer.minzoom || tile.z > layer.maxzoom {
+                continue;
+            }
+            let Some(data) = self.layers.get(&layer.name) else {
+                continue;
+            };
+            let mut hits: Vec<&Item> = data
+                .tree
+                .locate_in_envelope_intersecting(&merc_envelope(&b))
+                .map(|e| &data.items[e.index])
+                .collect();
+            hits.sort_by_key(|i| i.id);
+            for item in hits {
+                let Some(g) = clip_to(&item.lonlat, &b).filter(|g| !is_empty(g)) else {
+                    continue;
+                };
+                out.push(feature_json(
+                    Some(&layer.name),
+                    item.id,
+                    &geometry_value(&g),
+                    &properties(layer, item.id, &item.props),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn items(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<ItemsPage> {
+        let data = self.layer(&layer.name)?;
+        let hits = self.matching(layer, query)?;
+        let features = hits
+            .iter()
+            .skip(query.offset)
+            .take(query.limit)
+            .filter_map(|&i| {
+                let item = &data.items[i];
+                let g = match (&query.bbox, query.clip) {
+                    (Some(b), true) => clip_to(&item.lonlat, b)?,
+                    _ => item.lonlat.clone(),
+                };
+                Some(feature_json(
+                    None,
+                    item.id,
+                    &geometry_value(&g),
+                    &properties(layer, item.id, &item.props),
+                ))
+            })
+            .collect();
+        Ok(ItemsPage {
+            number_matched: hits.len() as u64,
+            features,
+        })
+    }
+
+    async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>> {
+        let data = self.layer(&layer.name)?;
+        Ok(data.items.iter().find(|i| i.id == id).map(|item| {
+            feature_json(
+                None,
+                item.id,
+                &geometry_value(&item.lonlat),
+                &properties(layer, item.id, &item.props),
+            )
+        }))
+    }
+
+    async fn stats(&self, layer: &LayerConfig) -> AppResult<LayerStats> {
+        Ok(self
+            .layers
+            .get(&layer.name)
+            .map(|l| l.stats)
+            .unwrap_or_default())
+    }
+
+    async fn rows(&self, layer: &LayerConfig) -> AppResult<Vec<NetworkRow>> {
+        let data = self.layer(&layer.name)?;
+        Ok(data
+            .items
+            .iter()
+            .map(|item| NetworkRow {
+                id: item.id,
+                geometry: geometry_value(&item.lonlat),
+                properties: properties(layer, item.id, &item.props),
+            })
+            .collect())
+    }
+
+    async fn ready(&self) -> AppResult<()> {
+        Ok(())
+    }
+}

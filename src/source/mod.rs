@@ -1,0 +1,109 @@
+//! The `Source` trait: everything the server answers comes from one of these.
+//!
+//! A source, given a tile and some layers, yields an encoded tile; given a layer and a box, it
+//! yields GeoJSON features. `postgis` answers from the database with one query per request;
+//! `memory` answers from R-trees built at start. Everything above this trait (routes, the
+//! network graph, the cache) does not know which one it talks to.
+
+pub mod memory;
+pub mod postgis;
+
+use crate::config::LayerConfig;
+use crate::error::AppResult;
+use crate::tiles::grid::{Bounds, TileCoord};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// A page request over one layer.
+#[derive(Debug, Clone, Default)]
+pub struct ItemsQuery {
+    /// Only features intersecting this lon/lat box.
+    pub bbox: Option<Bounds>,
+    /// Page size.
+    pub limit: usize,
+    /// Features skipped, in id order.
+    pub offset: usize,
+    /// Clip geometries to `bbox`.
+    pub clip: bool,
+    /// Property equality filters (published name, value as text).
+    pub filters: Vec<(String, String)>,
+}
+
+/// One page of features.
+#[derive(Debug, Clone, Default)]
+pub struct ItemsPage {
+    /// Features matching the query, before paging.
+    pub number_matched: u64,
+    /// The page, each a GeoJSON Feature as JSON text.
+    pub features: Vec<String>,
+}
+
+/// Size and extent of a layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayerStats {
+    /// Feature count.
+    pub count: u64,
+    /// Lon/lat extent, when the layer has features.
+    pub bounds: Option<Bounds>,
+}
+
+/// A node or arc row as the network graph and the compatibility routes need it.
+#[derive(Debug, Clone)]
+pub struct NetworkRow {
+    /// Feature id.
+    pub id: i64,
+    /// Geometry as GeoJSON.
+    pub geometry: Value,
+    /// Published properties by name.
+    pub properties: serde_json::Map<String, Value>,
+}
+
+/// Where features come from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Short name for logs and `/health`: `postgis` or `memory`.
+    fn name(&self) -> &'static str;
+
+    /// One MVT holding a layer for each requested layer with features; empty when none has.
+    async fn tile(&self, layers: &[&LayerConfig], tile: TileCoord) -> AppResult<Vec<u8>>;
+
+    /// The features of a tile as GeoJSON Features (JSON text), clipped to the tile.
+    async fn tile_features(
+        &self,
+        layers: &[&LayerConfig],
+        tile: TileCoord,
+    ) -> AppResult<Vec<String>>;
+
+    /// One page of a layer's features, in id order.
+    async fn items(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<ItemsPage>;
+
+    /// One feature by id, as a GeoJSON Feature (JSON text).
+    async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>>;
+
+    /// Feature count and extent of a layer.
+    async fn stats(&self, layer: &LayerConfig) -> AppResult<LayerStats>;
+
+    /// Every row of a layer with its geometry, for the network graph.
+    async fn rows(&self, layer: &LayerConfig) -> AppResult<Vec<NetworkRow>>;
+
+    /// Whether the source can answer now.
+    async fn ready(&self) -> AppResult<()>;
+}
+
+/// Builds a GeoJSON Feature's JSON text from its parts; `layer` adds a foreign member.
+pub fn feature_json(
+    layer: Option<&str>,
+    id: i64,
+    geometry: &Value,
+    props: &serde_json::Map<String, Value>,
+) -> String {
+    let mut f = serde_json::Map::with_capacity(5);
+    f.insert("type".into(), Value::from("Feature"));
+    f.insert("id".into(), Value::from(id));
+    if let Some(layer) = layer {
+        f.insert("layer".into(), Value::from(layer));
+    }
+    f.insert("geometry".into(), geometry.clone());
+    f.insert("properties".into(), Value::Object(props.clone()));
+    Value::Object(f).to_string()
+}

@@ -1,0 +1,372 @@
+//! The PostGIS source: tiles and GeoJSON made by the database through a connection pool.
+//!
+//! All SQL for a layer is built here, once, from its configuration (identifiers quoted, never
+//! taken from a request); requests only bind values. A tile is one round trip: one statement
+//! that concatenates an `ST_AsMVT` per requested layer, each filtered by the GiST index on the
+//! buffered tile envelope. sqlx prepares each distinct statement once per connection.
+
+use super::{ItemsPage, ItemsQuery, LayerStats, NetworkRow, Source};
+use crate::config::{GeometryKind, LayerConfig, quote_ident};
+use crate::error::{AppError, AppResult};
+use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row};
+use std::time::Duration;
+
+/// Tiles and features from PostgreSQL/PostGIS.
+pub struct PostgisSource {
+    pool: PgPool,
+}
+
+/// Opens a pool of `size` connections; fails fast when the database cannot be reached.
+pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .min_connections(1.min(size))
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", redact(&e.to_string())))
+}
+
+/// Removes a password from text that may quote a connection URL.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    while let Some(start) = out.find("://") {
+        let rest = &out[start + 3..];
+        let (Some(at), end) = (rest.find('@'), rest.find(['/', ' ']).unwrap_or(rest.len())) else {
+            break;
+        };
+        if at > end {
+            break;
+        }
+        match rest[..at].find(':') {
+            Some(colon) => {
+                out.replace_range(start + 3 + colon + 1..start + 3 + at, "***");
+                break;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+impl PostgisSource {
+    /// Wraps an open pool.
+    pub fn new(pool: PgPool) -> PostgisSource {
+        PostgisSource { pool }
+    }
+
+    /// The pool, for migrations and tests.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// `'key', value` pairs of a layer's published properties for `json_build_object`.
+fn json_props(layer: &LayerConfig) -> String {
+    let mut parts = vec![format!("'id', t.{}", quote_ident(&layer.id_column))];
+    for p in &layer.properties {
+        parts.push(format!(
+            "{}, t.{}::{}",
+            sql_string(&p.name),
+            quote_ident(p.column()),
+            p.kind.sql_type()
+        ));
+    }
+    format!("json_build_object({})", parts.join(", "))
+}
+
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The `ST_AsMVT` sub-select of one layer; `$1..$3` are z/x/y, `$4` metres per tile unit.
+fn mvt_sql(layer: &LayerConfig) -> String {
+    let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+    let mut merc = format!("ST_Transform({geom}, 3857)");
+    let tol = layer.simplify_units();
+    if tol > 0.0 && layer.geometry != GeometryKind::Point {
+        merc = format!("ST_Simplify({merc}, $4 * {tol})");
+    }
+    let mut cols = vec![
+        format!(
+            "t.{id}::bigint AS \"__fid\"",
+            id = quote_ident(&layer.id_column)
+        ),
+        format!(
+            "t.{id}::bigint AS \"id\"",
+            id = quote_ident(&layer.id_column)
+        ),
+    ];
+    for p in &layer.properties {
+        cols.push(format!(
+            "t.{}::{} AS {}",
+            quote_ident(p.column()),
+            p.kind.sql_type(),
+            quote_ident(&p.name)
+        ));
+    }
+    format!(
+        "COALESCE((SELECT ST_AsMVT(q, {name}, {EXTENT}, '__geom', '__fid') FROM (\
+           SELECT {cols}, ST_AsMVTGeom({merc}, ST_TileEnvelope($1, $2, $3), {EXTENT}, {BUFFER}, true) AS \"__geom\" \
+           FROM {table} t \
+           WHERE {geom} && ST_Transform(ST_TileEnvelope($1, $2, $3, margin => {margin}), 4326) \
+           ORDER BY t.{id}) q WHERE q.\"__geom\" IS NOT NULL), ''::bytea)",
+        name = sql_string(&layer.name),
+        cols = cols.join(", "),
+        table = quote_ident(&layer.table),
+        margin = BUFFER as f64 / EXTENT as f64,
+        id = quote_ident(&layer.id_column),
+    )
+}
+
+/// GeoJSON features of one layer clipped to the tile; `$1..$3` are z/x/y.
+fn tile_features_sql(layer: &LayerConfig) -> String {
+    let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+    format!(
+        "SELECT t.{id} AS fid, json_build_object('type', 'Feature', 'id', t.{id}, 'layer', {name}, \
+           'geometry', ST_AsGeoJSON(c.g)::json, 'properties', {props})::text AS f \
+         FROM {table} t, \
+           LATERAL (SELECT ST_Transform(ST_TileEnvelope($1, $2, $3), 4326) AS env) e, \
+           LATERAL (SELECT ST_ClipByBox2D({geom}, e.env::box2d) AS g) c \
+         WHERE {geom} && e.env AND ST_Intersects({geom}, e.env) AND NOT ST_IsEmpty(c.g)",
+        id = quote_ident(&layer.id_column),
+        name = sql_string(&layer.name),
+        props = json_props(layer),
+        table = quote_ident(&layer.table),
+    )
+}
+
+/// WHERE clause and binds of an items query; binds are numbered from 1.
+fn items_where(layer: &LayerConfig, q: &ItemsQuery) -> AppResult<(String, Vec<BindValue>)> {
+    let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+    let mut conds = vec!["true".to_string()];
+    let mut binds = Vec::new();
+    if let Some(b) = &q.bbox {
+        conds.push(format!(
+            "{geom} && ST_MakeEnvelope($1, $2, $3, $4, 4326) AND ST_Intersects({geom}, ST_MakeEnvelope($1, $2, $3, $4, 4326))"
+        ));
+        binds.extend([b.minx, b.miny, b.maxx, b.maxy].map(BindValue::Float));
+    }
+    for (name, value) in &q.filters {
+        let p = layer
+            .property(name)
+            .ok_or_else(|| AppError::bad(format!("unknown property {name:?}")))?;
+        binds.push(BindValue::Text(value.clone()));
+        conds.push(format!(
+            "t.{}::{}::text = ${}",
+            quote_ident(p.column()),
+            p.kind.sql_type(),
+            binds.len()
+        ));
+    }
+    Ok((conds.join(" AND "), binds))
+}
+
+enum BindValue {
+    Float(f64),
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    binds: &'q [BindValue],
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    for b in binds {
+        query = match b {
+            BindValue::Float(f) => query.bind(*f),
+            BindValue::Text(s) => query.bind(s.as_str()),
+            BindValue::Int(i) => query.bind(*i),
+        };
+    }
+    query
+}
+
+#[async_trait]
+impl Source for PostgisSource {
+    fn name(&self) -> &'static str {
+        "postgis"
+    }
+
+    async fn tile(&self, layers: &[&LayerConfig], tile: TileCoord) -> AppResult<Vec<u8>> {
+        let parts: Vec<String> = layers
+            .iter()
+            .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
+            .map(|l| mvt_sql(l))
+            .collect();
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {} AS mvt", parts.join(" || "));
+        let row = sqlx::query(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(tile.unit_m())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Vec<u8>, _>(0)?)
+    }
+
+    async fn tile_features(
+        &self,
+        layers: &[&LayerConfig],
+        tile: TileCoord,
+    ) -> AppResult<Vec<String>> {
+        let selects: Vec<String> = layers
+            .iter()
+            .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
+            .enumerate()
+            .map(|(i, l)| {
+                format!(
+                    "SELECT {i} AS o, fid, f FROM ({}) s{i}",
+                    tile_features_sql(l)
+                )
+            })
+            .collect();
+        if selects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{} ORDER BY o, fid", selects.join(" UNION ALL "));
+        let rows = sqlx::query(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("f").map_err(AppError::from))
+            .collect()
+    }
+
+    async fn items(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<ItemsPage> {
+        let (cond, mut binds) = items_where(layer, query)?;
+        let table = quote_ident(&layer.table);
+        let count_sql = format!("SELECT count(*) FROM {table} t WHERE {cond}");
+        let number_matched: i64 = bind_all(sqlx::query(&count_sql), &binds)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+        let geom_out = if query.clip && query.bbox.is_some() {
+            format!("ST_ClipByBox2D({geom}, ST_MakeEnvelope($1, $2, $3, $4, 4326)::box2d)")
+        } else {
+            geom.clone()
+        };
+        binds.push(BindValue::Int(query.limit as i64));
+        let limit_at = binds.len();
+        binds.push(BindValue::Int(query.offset as i64));
+        let offset_at = binds.len();
+        let page_sql = format!(
+            "SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', ST_AsGeoJSON({geom_out})::json, \
+               'properties', {props})::text FROM {table} t WHERE {cond} \
+             ORDER BY t.{id} LIMIT ${limit_at} OFFSET ${offset_at}",
+            id = quote_ident(&layer.id_column),
+            props = json_props(layer),
+        );
+        let rows = bind_all(sqlx::query(&page_sql), &binds)
+            .fetch_all(&self.pool)
+            .await?;
+        let features = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ItemsPage {
+            number_matched: number_matched as u64,
+            features,
+        })
+    }
+
+    async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>> {
+        let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+        let sql = format!(
+            "SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', ST_AsGeoJSON({geom})::json, \
+               'properties', {props})::text FROM {table} t WHERE t.{id} = $1",
+            id = quote_ident(&layer.id_column),
+            props = json_props(layer),
+            table = quote_ident(&layer.table),
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
+    async fn stats(&self, layer: &LayerConfig) -> AppResult<LayerStats> {
+        let sql = format!(
+            "SELECT n, ST_XMin(e)::float8, ST_YMin(e)::float8, ST_XMax(e)::float8, ST_YMax(e)::float8 \
+             FROM (SELECT count(*)::bigint AS n, ST_Extent(t.{geom}) AS e FROM {table} t) s",
+            geom = quote_ident(&layer.geometry_column),
+            table = quote_ident(&layer.table),
+        );
+        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        let count: i64 = row.try_get(0)?;
+        let corners: [Option<f64>; 4] = [
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+        ];
+        let bounds = match corners {
+            [Some(minx), Some(miny), Some(maxx), Some(maxy)] => Some(crate::tiles::grid::Bounds {
+                minx,
+                miny,
+                maxx,
+                maxy,
+            }),
+            _ => None,
+        };
+        Ok(LayerStats {
+            count: count as u64,
+            bounds,
+        })
+    }
+
+    async fn rows(&self, layer: &LayerConfig) -> AppResult<Vec<NetworkRow>> {
+        let sql = format!(
+            "SELECT t.{id}::bigint, ST_AsGeoJSON(t.{geom})::text, {props}::text FROM {table} t ORDER BY t.{id}",
+            id = quote_ident(&layer.id_column),
+            geom = quote_ident(&layer.geometry_column),
+            props = json_props(layer),
+            table = quote_ident(&layer.table),
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let geometry: Option<String> = r.try_get(1)?;
+                let props: String = r.try_get(2)?;
+                Ok(NetworkRow {
+                    id: r.try_get(0)?,
+                    geometry: geometry
+                        .and_then(|g| serde_json::from_str(&g).ok())
+                        .unwrap_or(Value::Null),
+                    properties: serde_json::from_str(&props).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn ready(&self) -> AppResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("error connecting to postgres://u:secret@host:5432/db"),
+            "error connecting to postgres://u:***@host:5432/db"
+        );
+        assert_eq!(redact("postgres://u@host/db"), "postgres://u@host/db");
+    }
+}
