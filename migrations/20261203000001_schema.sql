@@ -43,7 +43,8 @@ CREATE INDEX IF NOT EXISTS network_arc_to_idx ON network_arc (to_node);
 CREATE INDEX IF NOT EXISTS network_arc_region_idx ON network_arc (hydrologic_region);
 
 -- Source polygons are stored as given (some self-intersect); tiles read `geom_valid`,
--- a repaired copy the database keeps in step by itself.
+-- a copy the database keeps in step by itself: the polygon itself when valid (vertex order
+-- kept, so simplification matches the memory source), else its ST_MakeValid repair.
 CREATE TABLE IF NOT EXISTS demand_unit (
     id         bigint PRIMARY KEY,
     du_id      text,
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS demand_unit (
     acres      double precision,
     geom       geometry(MultiPolygon, 4326) NOT NULL,
     geom_valid geometry(MultiPolygon, 4326)
-        GENERATED ALWAYS AS (ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3))) STORED
+        GENERATED ALWAYS AS (CASE WHEN ST_IsValid(geom) THEN geom
+                                  ELSE ST_Multi(ST_CollectionExtract(ST_MakeValid(geom, 'method=structure'), 3)) END) STORED
 );
 CREATE INDEX IF NOT EXISTS demand_unit_geom_idx ON demand_unit USING gist (geom);
 CREATE INDEX IF NOT EXISTS demand_unit_geom_valid_idx ON demand_unit USING gist (geom_valid);

@@ -154,9 +154,10 @@ pub struct LayerConfig {
     /// Geometry column in SRID 4326.
     #[serde(default = "default_geom")]
     pub geometry_column: String,
-    /// Column `import` writes geometry to, when tiles read a derived one (default: the same).
+    /// Column GeoJSON answers read (default: `geometry_column`); tiles and `import` use
+    /// `geometry_column`. The default demand-unit layer names its repaired copy here.
     #[serde(default)]
-    pub import_geometry_column: Option<String>,
+    pub feature_geometry_column: Option<String>,
     /// Integer id column, used as the MVT feature id and kept as the `id` property.
     #[serde(default = "default_id")]
     pub id_column: String,
@@ -201,9 +202,9 @@ impl LayerConfig {
         self.file.as_deref().unwrap_or(&self.name)
     }
 
-    /// The column `import` writes geometry to.
-    pub fn import_geometry_column(&self) -> &str {
-        self.import_geometry_column
+    /// The column GeoJSON answers read.
+    pub fn feature_geometry_column(&self) -> &str {
+        self.feature_geometry_column
             .as_deref()
             .unwrap_or(&self.geometry_column)
     }
@@ -261,7 +262,7 @@ pub fn default_layers() -> Vec<LayerConfig> {
             title: Some("CalSim3 network nodes".into()),
             table: "network_node".into(),
             geometry_column: default_geom(),
-            import_geometry_column: None,
+            feature_geometry_column: None,
             id_column: default_id(),
             key_column: Some("short_code".into()),
             geometry: GeometryKind::Point,
@@ -292,7 +293,7 @@ pub fn default_layers() -> Vec<LayerConfig> {
             title: Some("CalSim3 network arcs (direction of flow)".into()),
             table: "network_arc".into(),
             geometry_column: default_geom(),
-            import_geometry_column: None,
+            feature_geometry_column: None,
             id_column: default_id(),
             key_column: Some("short_code".into()),
             geometry: GeometryKind::Line,
@@ -316,9 +317,10 @@ pub fn default_layers() -> Vec<LayerConfig> {
             name: "demand_units".into(),
             title: Some("CalSim3 demand units".into()),
             table: "demand_unit".into(),
-            // A valid copy kept by the schema: 6 source polygons self-intersect.
-            geometry_column: "geom_valid".into(),
-            import_geometry_column: Some("geom".into()),
+            // Tiles simplify the stored polygons and repair them after clipping (both sources
+            // alike); GeoJSON serves the schema's repaired copy (6 source polygons self-intersect).
+            geometry_column: default_geom(),
+            feature_geometry_column: Some("geom_valid".into()),
             id_column: default_id(),
             // du_id repeats (one demand unit, several service areas): the id is the key.
             key_column: None,

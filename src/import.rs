@@ -128,7 +128,7 @@ pub async fn import_features(
         .max(features.iter().filter_map(|f| f.id).max().unwrap_or(0))
         + 1;
 
-    let geom_col = quote_ident(layer.import_geometry_column());
+    let geom_col = quote_ident(&layer.geometry_column);
     let columns: Vec<String> = layer
         .properties
         .iter()

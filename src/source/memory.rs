@@ -162,6 +162,12 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
             next_id += 1;
             next_id - 1
         });
+        // Tiles start from the stored geometry (repaired after clipping, as PostGIS does);
+        // GeoJSON answers get a repaired copy, like the schema's `geom_valid`.
+        let merc = f.geometry.map_coords(|c| {
+            let (x, y) = lonlat_to_mercator(c.x, c.y);
+            geo::Coord { x, y }
+        });
         let lonlat = match (layer.geometry, f.geometry) {
             (GeometryKind::Polygon, Geometry::Polygon(p)) if !p.is_valid() => {
                 Geometry::MultiPolygon(p.union(&geo::MultiPolygon::new(vec![])))
@@ -171,14 +177,16 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
             }
             (_, g) => g,
         };
-        let Some(r) = lonlat.bounding_rect() else {
+        let Some(r) = merc.bounding_rect() else {
             continue;
         };
+        let (minx, miny) = crate::tiles::grid::mercator_to_lonlat(r.min().x, r.min().y);
+        let (maxx, maxy) = crate::tiles::grid::mercator_to_lonlat(r.max().x, r.max().y);
         let b = Bounds {
-            minx: r.min().x,
-            miny: r.min().y,
-            maxx: r.max().x,
-            maxy: r.max().y,
+            minx,
+            miny,
+            maxx,
+            maxy,
         };
         extent = Some(match extent {
             None => b,
@@ -188,10 +196,6 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
                 maxx: e.maxx.max(b.maxx),
                 maxy: e.maxy.max(b.maxy),
             },
-        });
-        let merc = lonlat.map_coords(|c| {
-            let (x, y) = lonlat_to_mercator(c.x, c.y);
-            geo::Coord { x, y }
         });
         entries.push(Entry {
             index: items.len(),

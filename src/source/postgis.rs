@@ -125,7 +125,7 @@ fn mvt_sql(layer: &LayerConfig) -> String {
 
 /// GeoJSON features of one layer clipped to the tile; `$1..$3` are z/x/y.
 fn tile_features_sql(layer: &LayerConfig) -> String {
-    let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+    let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
     format!(
         "SELECT t.{id} AS fid, json_build_object('type', 'Feature', 'id', t.{id}, 'layer', {name}, \
            'geometry', ST_AsGeoJSON(c.g)::json, 'properties', {props})::text AS f \
@@ -142,7 +142,7 @@ fn tile_features_sql(layer: &LayerConfig) -> String {
 
 /// WHERE clause and binds of an items query; binds are numbered from 1.
 fn items_where(layer: &LayerConfig, q: &ItemsQuery) -> AppResult<(String, Vec<BindValue>)> {
-    let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+    let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
     let mut conds = vec!["true".to_string()];
     let mut binds = Vec::new();
     if let Some(b) = &q.bbox {
@@ -251,7 +251,7 @@ impl Source for PostgisSource {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+        let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
         let geom_out = if query.clip && query.bbox.is_some() {
             format!("ST_ClipByBox2D({geom}, ST_MakeEnvelope($1, $2, $3, $4, 4326)::box2d)")
         } else {
@@ -282,7 +282,7 @@ impl Source for PostgisSource {
     }
 
     async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>> {
-        let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+        let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
         let sql = format!(
             "SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', ST_AsGeoJSON({geom})::json, \
                'properties', {props})::text FROM {table} t WHERE t.{id} = $1",
@@ -331,7 +331,7 @@ impl Source for PostgisSource {
         let sql = format!(
             "SELECT t.{id}::bigint, ST_AsGeoJSON(t.{geom})::text, {props}::text FROM {table} t ORDER BY t.{id}",
             id = quote_ident(&layer.id_column),
-            geom = quote_ident(&layer.geometry_column),
+            geom = quote_ident(layer.feature_geometry_column()),
             props = json_props(layer),
             table = quote_ident(&layer.table),
         );

@@ -8,6 +8,7 @@
 
 use crate::config::{LayerConfig, PropertyType};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
+use geo::algorithm::bool_ops::FillRule;
 use geo::{
     BooleanOps, BoundingRect, Coord, Geometry, LineString, MapCoords, MultiLineString,
     MultiPolygon, Point, Polygon, Rect, Simplify,
@@ -16,6 +17,9 @@ use geozero::ToMvt;
 use geozero::mvt::TagsBuilder;
 use geozero::mvt::{Message, Tile, TileValue, tile};
 use serde_json::Value;
+
+/// Fill rule of the polygon overlay (clipping and repair); measured closest to PostGIS.
+const POLYGON_FILL: FillRule = FillRule::NonZero;
 
 /// One feature ready to encode: its id, its geometry in Web Mercator, its property values.
 pub struct MercFeature<'a> {
@@ -47,9 +51,13 @@ pub fn tile_geometry(
             return None;
         }
     }
+    // PostGIS snaps to the integer grid before clipping (and again after): so do we.
     let local = geometry.map_coords(|c| {
         let (x, y) = tile.to_tile_units(c.x, c.y);
-        Coord { x, y }
+        Coord {
+            x: x.round(),
+            y: y.round(),
+        }
     });
     let lo = -(BUFFER as f64);
     let hi = (EXTENT + BUFFER) as f64;
@@ -71,14 +79,31 @@ pub fn tile_geometry(
     }
 }
 
+/// Douglas-Peucker as PostGIS's `ST_Simplify` does it: rings that fall below four points are
+/// dropped, and a polygon whose exterior collapses is dropped whole.
 fn simplify(g: &Geometry<f64>, tolerance: f64) -> Geometry<f64> {
     match g {
         Geometry::LineString(l) => Geometry::LineString(l.simplify(tolerance)),
         Geometry::MultiLineString(l) => Geometry::MultiLineString(l.simplify(tolerance)),
-        Geometry::Polygon(p) => Geometry::Polygon(p.simplify(tolerance)),
-        Geometry::MultiPolygon(p) => Geometry::MultiPolygon(p.simplify(tolerance)),
+        Geometry::Polygon(p) => Geometry::MultiPolygon(MultiPolygon::new(
+            simplify_polygon(p, tolerance).into_iter().collect(),
+        )),
+        Geometry::MultiPolygon(mp) => Geometry::MultiPolygon(MultiPolygon::new(
+            mp.0.iter()
+                .filter_map(|p| simplify_polygon(p, tolerance))
+                .collect(),
+        )),
         other => other.clone(),
     }
+}
+
+fn simplify_polygon(p: &Polygon<f64>, tolerance: f64) -> Option<Polygon<f64>> {
+    let ring = |r: &LineString<f64>| Some(r.simplify(tolerance)).filter(|r| r.0.len() >= 4);
+    let exterior = ring(p.exterior())?;
+    Some(Polygon::new(
+        exterior,
+        p.interiors().iter().filter_map(ring).collect(),
+    ))
 }
 
 fn snap_point(p: Point<f64>, lo: f64, hi: f64) -> Option<Point<f64>> {
@@ -126,14 +151,9 @@ fn in_rect(c: &Coord<f64>, r: &Rect<f64>) -> bool {
 }
 
 fn clip_polygons(mp: MultiPolygon<f64>, clip: &Rect<f64>) -> Option<Geometry<f64>> {
-    let inside =
-        mp.0.iter()
-            .all(|p| p.exterior().0.iter().all(|c| in_rect(c, clip)));
-    let clipped = if inside {
-        mp
-    } else {
-        mp.intersection(&clip.to_polygon())
-    };
+    // Always through the overlay, even when inside the tile: like PostGIS's wagyu step it
+    // also repairs what snapping broke (self-touching or crossing rings).
+    let clipped = mp.intersection_with_fill_rule(&clip.to_polygon(), POLYGON_FILL);
     let mut polys = Vec::new();
     for p in clipped.0 {
         let Some(exterior) = snap_closed_ring(p.exterior()) else {
