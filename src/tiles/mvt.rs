@@ -45,12 +45,18 @@ pub fn tile_geometry(
     } else {
         geometry
     };
-    if !matches!(geometry, Geometry::Point(_) | Geometry::MultiPoint(_)) {
+    let reduced;
+    let geometry = if !matches!(geometry, Geometry::Point(_) | Geometry::MultiPoint(_)) {
         let r = geometry.bounding_rect()?;
         if r.width() < unit / 2.0 && r.height() < unit / 2.0 {
             return None;
         }
-    }
+        // ST_AsMVTGeom drops points closer than one tile unit, then simplifies by one unit.
+        reduced = simplify(&remove_repeated(geometry, unit), unit);
+        &reduced
+    } else {
+        geometry
+    };
     // PostGIS snaps to the integer grid before clipping (and again after): so do we.
     let local = geometry.map_coords(|c| {
         let (x, y) = tile.to_tile_units(c.x, c.y);
@@ -93,6 +99,54 @@ fn simplify(g: &Geometry<f64>, tolerance: f64) -> Geometry<f64> {
                 .filter_map(|p| simplify_polygon(p, tolerance))
                 .collect(),
         )),
+        other => other.clone(),
+    }
+}
+
+/// PostGIS's `remove_repeated_points` with a tolerance: a point within `tol` of the last kept
+/// point goes, the last point always stays (replacing its near predecessor).
+fn remove_repeated(g: &Geometry<f64>, tol: f64) -> Geometry<f64> {
+    let line = |l: &LineString<f64>, min: usize| -> LineString<f64> {
+        let pts = &l.0;
+        if pts.len() <= min {
+            return l.clone();
+        }
+        let tolsq = tol * tol;
+        let mut out: Vec<Coord<f64>> = vec![pts[0]];
+        let n = pts.len();
+        for (i, p) in pts.iter().enumerate().skip(1) {
+            let last_point = i == n - 1;
+            let mut dsq = 0.0;
+            if n + out.len() > min + i {
+                let l = out[out.len() - 1];
+                dsq = (l.x - p.x).powi(2) + (l.y - p.y).powi(2);
+                if !last_point && dsq <= tolsq {
+                    continue;
+                }
+                if last_point && out.len() > 1 && dsq <= tolsq {
+                    out.pop();
+                }
+            }
+            let _ = dsq;
+            out.push(*p);
+        }
+        LineString::new(out)
+    };
+    let poly = |p: &Polygon<f64>| {
+        Polygon::new(
+            line(p.exterior(), 4),
+            p.interiors().iter().map(|r| line(r, 4)).collect(),
+        )
+    };
+    match g {
+        Geometry::LineString(l) => Geometry::LineString(line(l, 2)),
+        Geometry::MultiLineString(m) => Geometry::MultiLineString(MultiLineString::new(
+            m.0.iter().map(|l| line(l, 2)).collect(),
+        )),
+        Geometry::Polygon(p) => Geometry::Polygon(poly(p)),
+        Geometry::MultiPolygon(m) => {
+            Geometry::MultiPolygon(MultiPolygon::new(m.0.iter().map(poly).collect()))
+        }
         other => other.clone(),
     }
 }
@@ -153,6 +207,7 @@ fn in_rect(c: &Coord<f64>, r: &Rect<f64>) -> bool {
 fn clip_polygons(mp: MultiPolygon<f64>, clip: &Rect<f64>) -> Option<Geometry<f64>> {
     // Always through the overlay, even when inside the tile: like PostGIS's wagyu step it
     // also repairs what snapping broke (self-touching or crossing rings).
+    let mp = MultiPolygon::new(mp.0.iter().map(snap_round).collect());
     let clipped = mp.intersection_with_fill_rule(&clip.to_polygon(), POLYGON_FILL);
     let mut polys = Vec::new();
     for p in clipped.0 {
@@ -178,6 +233,53 @@ fn snap_closed_ring(ls: &LineString<f64>) -> Option<LineString<f64>> {
     }
     let ring = LineString::new(c);
     (ring.0.len() >= 4 && signed_area(&ring) != 0.0).then_some(ring)
+}
+
+/// Hot-pixel snap rounding, as wagyu does: an edge that passes through the pixel of another
+/// vertex is bent through that vertex, so a spike thinner than a pixel becomes a zero-area
+/// back-track that the overlay removes instead of a sliver it would keep.
+fn snap_round(p: &Polygon<f64>) -> Polygon<f64> {
+    let vertices: Vec<Coord<f64>> = p
+        .exterior()
+        .0
+        .iter()
+        .chain(p.interiors().iter().flat_map(|r| r.0.iter()))
+        .copied()
+        .collect();
+    let ring = |r: &LineString<f64>| -> LineString<f64> {
+        let mut out: Vec<Coord<f64>> = Vec::with_capacity(r.0.len());
+        for w in r.0.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            out.push(a);
+            let (dx, dy) = (b.x - a.x, b.y - a.y);
+            let len2 = dx * dx + dy * dy;
+            if len2 == 0.0 {
+                continue;
+            }
+            let (minx, maxx) = (a.x.min(b.x) - 0.5, a.x.max(b.x) + 0.5);
+            let (miny, maxy) = (a.y.min(b.y) - 0.5, a.y.max(b.y) + 0.5);
+            let mut hits: Vec<(f64, Coord<f64>)> = vertices
+                .iter()
+                .filter(|v| **v != a && **v != b)
+                .filter(|v| v.x >= minx && v.x <= maxx && v.y >= miny && v.y <= maxy)
+                .filter_map(|v| {
+                    let t = ((v.x - a.x) * dx + (v.y - a.y) * dy) / len2;
+                    if t <= 0.0 || t >= 1.0 {
+                        return None;
+                    }
+                    let (px, py) = (a.x + t * dx, a.y + t * dy);
+                    ((px - v.x).abs() < 0.5 && (py - v.y).abs() < 0.5).then_some((t, *v))
+                })
+                .collect();
+            hits.sort_by(|x, y| x.0.total_cmp(&y.0));
+            out.extend(hits.into_iter().map(|(_, v)| v));
+        }
+        if let Some(last) = r.0.last() {
+            out.push(*last);
+        }
+        LineString::new(out)
+    };
+    Polygon::new(ring(p.exterior()), p.interiors().iter().map(ring).collect())
 }
 
 /// Twice the signed area in tile units (y down): positive means clockwise on screen.
