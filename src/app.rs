@@ -4,8 +4,11 @@
 //! router maps the HTTP surface of DESIGN.md onto the handlers in `tiles/`, `features/` and
 //! here (health); anything else is a problem+json 404.
 
+use crate::compat;
 use crate::config::{Config, LayerConfig};
 use crate::error::{AppError, AppResult};
+use crate::network::Network;
+use crate::network::routes as network;
 use crate::source::Source;
 use crate::source::memory::MemorySource;
 use crate::source::postgis::{PostgisSource, connect};
@@ -27,15 +30,28 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Where features come from.
     pub source: Arc<dyn Source>,
+    /// The network graph over the source's nodes and arcs.
+    pub network: Arc<Network>,
 }
 
 impl AppState {
-    /// Bundles a configuration and a source.
+    /// Bundles a configuration and a source, with an empty graph (see [`AppState::load`]).
     pub fn new(config: Config, source: Arc<dyn Source>) -> AppState {
         AppState {
             config: Arc::new(config),
             source,
+            network: Arc::new(Network::default()),
         }
+    }
+
+    /// Bundles a configuration and a source and builds the network graph from it.
+    pub async fn load(config: Config, source: Arc<dyn Source>) -> AppResult<AppState> {
+        let state = AppState::new(config, source);
+        state
+            .network
+            .rebuild(state.source.as_ref(), &state.config)
+            .await?;
+        Ok(state)
     }
 
     /// Resolves a comma list of layer names, refusing unknown, repeated or too many names.
@@ -116,13 +132,8 @@ pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
     Ok(Arc::new(MemorySource::sample(&config.layers)?))
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
-    let cors = CorsLayer::new().allow_origin(Any).allow_methods([
-        Method::GET,
-        Method::HEAD,
-        Method::OPTIONS,
-    ]);
+/// Every GET route, without state: the router serves them and `POST /api/batch` replays them.
+pub fn read_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -133,7 +144,76 @@ pub fn router(state: AppState) -> Router {
             get(crate::tiles::routes::tile),
         )
         .route("/collections/{layer}/items", get(crate::features::items))
+        .route("/network/nodes/{code}", get(network::node_summary))
+        .route("/network/nodes/{code}/upstream", get(network::upstream))
+        .route("/network/nodes/{code}/downstream", get(network::downstream))
+        .route("/network/path", get(network::find_path))
+        .route("/network/arcs/{code}", get(network::arc))
+        .route("/api/health", get(compat::health))
+        .route("/api/nodes", get(compat::nodes))
+        .route("/api/arcs", get(compat::arcs))
+        .route("/api/nodes/spatial", get(compat::nodes_spatial))
+        .route("/api/nodes/optimized", get(compat::nodes_optimized))
+        .route("/api/search", get(compat::search))
+        .route("/api/nodes/{id}/analysis", get(compat::node_analysis_route))
+        .route("/api/arcs/{id}/analysis", get(compat::arc_analysis))
+        .route("/api/nodes/{id}/network", get(compat::node_network_route))
+        .route(
+            "/api/network/analysis/node/{id}",
+            get(compat::network_analysis_node),
+        )
+        .route("/api/workshop/status", get(compat::workshop_status))
         .fallback(not_found)
+}
+
+/// Whether a path names a GET route of [`read_routes`] (used to vet batch items).
+pub fn is_read_route(path: &str) -> bool {
+    static PATTERNS: std::sync::OnceLock<matchit::Router<()>> = std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        let mut r = matchit::Router::new();
+        for p in READ_PATTERNS {
+            // The patterns are constants of this file; a clash would be a bug caught by tests.
+            let _ = r.insert(*p, ());
+        }
+        r
+    });
+    patterns.at(path).is_ok()
+}
+
+/// The path patterns of [`read_routes`], in the same order.
+pub const READ_PATTERNS: &[&str] = &[
+    "/health",
+    "/ready",
+    "/catalog",
+    "/tiles/{name}",
+    "/tiles/{layers}/{z}/{x}/{y}",
+    "/collections/{layer}/items",
+    "/network/nodes/{code}",
+    "/network/nodes/{code}/upstream",
+    "/network/nodes/{code}/downstream",
+    "/network/path",
+    "/network/arcs/{code}",
+    "/api/health",
+    "/api/nodes",
+    "/api/arcs",
+    "/api/nodes/spatial",
+    "/api/nodes/optimized",
+    "/api/search",
+    "/api/nodes/{id}/analysis",
+    "/api/arcs/{id}/analysis",
+    "/api/nodes/{id}/network",
+    "/api/network/analysis/node/{id}",
+    "/api/workshop/status",
+];
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+        .allow_headers(Any);
+    read_routes()
+        .route("/api/batch", axum::routing::post(compat::batch))
         .layer(CompressionLayer::new())
         .layer(cors)
         .with_state(state)
@@ -165,7 +245,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         source = source.name(),
         "serving"
     );
-    let app = router(AppState::new(config, source));
+    let state = AppState::load(config, source)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot build the network graph: {e}"))?;
+    let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -4,11 +4,13 @@
 //! one trait); `tiles` and `features` turn its answers into HTTP; `app` holds the router.
 
 pub mod app;
+pub mod compat;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod features;
 pub mod import;
+pub mod network;
 pub mod source;
 pub mod tiles;
 

@@ -5,7 +5,10 @@
 //! projected to Web Mercator once, and indexed by their Mercator boxes. A tile query walks the
 //! R-tree for the buffered tile and hands each hit to `tiles::mvt`, which mirrors PostGIS.
 
-use super::{ItemsPage, ItemsQuery, LayerStats, NetworkRow, Source, feature_json};
+use super::{
+    ItemsPage, ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source,
+    feature_json,
+};
 use crate::config::{GeometryKind, LayerConfig};
 use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
 use crate::error::{AppError, AppResult};
@@ -51,6 +54,64 @@ struct MemoryLayer {
     items: Vec<Item>,
     tree: RTree<Entry>,
     stats: LayerStats,
+    search: SearchIndex,
+}
+
+/// A bigram index over the lower-cased search fields: a query looks up the rarest bigram of
+/// its text and checks only those items, so two-letter queries are indexed too.
+#[derive(Default)]
+struct SearchIndex {
+    /// Per item, its lower-cased search fields.
+    texts: Vec<Vec<String>>,
+    postings: HashMap<(char, char), Vec<u32>>,
+}
+
+fn bigrams(s: &str) -> impl Iterator<Item = (char, char)> + '_ {
+    s.chars().zip(s.chars().skip(1))
+}
+
+impl SearchIndex {
+    fn build(layer: &LayerConfig, items: &[Item]) -> SearchIndex {
+        let fields: Vec<usize> = SEARCH_FIELDS
+            .iter()
+            .filter_map(|f| layer.properties.iter().position(|p| p.name == *f))
+            .collect();
+        let mut index = SearchIndex::default();
+        if fields.is_empty() {
+            return index;
+        }
+        for (i, item) in items.iter().enumerate() {
+            let texts: Vec<String> = fields
+                .iter()
+                .filter_map(|&f| item.props[f].as_str())
+                .map(str::to_lowercase)
+                .collect();
+            let mut grams: Vec<(char, char)> = texts.iter().flat_map(|t| bigrams(t)).collect();
+            grams.sort_unstable();
+            grams.dedup();
+            for g in grams {
+                index.postings.entry(g).or_default().push(i as u32);
+            }
+            index.texts.push(texts);
+        }
+        index
+    }
+
+    /// Item indices whose fields contain `q` (lower-cased), in index order.
+    fn find(&self, q: &str) -> Vec<u32> {
+        let q = q.to_lowercase();
+        let rarest = bigrams(&q)
+            .map(|g| self.postings.get(&g).map_or(&[][..], Vec::as_slice))
+            .min_by_key(|list| list.len());
+        let candidates: Vec<u32> = match rarest {
+            Some(list) => list.to_vec(),
+            None => (0..self.texts.len() as u32).collect(),
+        };
+        candidates
+            .into_iter()
+            .filter(|&i| self.texts[i as usize].iter().any(|t| t.contains(&q)))
+            .collect()
+    }
 }
 
 /// Layers held in memory, by name.
@@ -213,6 +274,7 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
             count: items.len() as u64,
             bounds: extent,
         },
+        search: SearchIndex::build(layer, &items),
         items,
         tree: RTree::bulk_load(entries),
     }
@@ -394,6 +456,52 @@ impl Source for MemorySource {
                 properties: properties(layer, item.id, &item.props),
             })
             .collect())
+    }
+
+    async fn search(&self, layer: &LayerConfig, q: &str, limit: usize) -> AppResult<SearchPage> {
+        let Some(data) = self.layers.get(&layer.name) else {
+            return Ok(SearchPage::default());
+        };
+        let text = |item: &Item, name: &str| -> Option<String> {
+            let i = layer.properties.iter().position(|p| p.name == name)?;
+            item.props[i].as_str().map(str::to_string)
+        };
+        let lower = q.to_lowercase();
+        let mut hits: Vec<(u8, String, i64, usize)> = data
+            .search
+            .find(q)
+            .into_iter()
+            .map(|i| {
+                let item = &data.items[i as usize];
+                let code = text(item, "short_code").unwrap_or_default();
+                let lc = code.to_lowercase();
+                let rank = if lc == lower {
+                    0
+                } else if lc.starts_with(&lower) {
+                    1
+                } else {
+                    2
+                };
+                (rank, code, item.id, i as usize)
+            })
+            .collect();
+        hits.sort();
+        Ok(SearchPage {
+            total: hits.len() as u64,
+            hits: hits
+                .into_iter()
+                .take(limit)
+                .map(|(_, code, id, i)| {
+                    let item = &data.items[i];
+                    SearchHit {
+                        id,
+                        short_code: layer.property("short_code").map(|_| code),
+                        name: text(item, "name"),
+                        description: text(item, "description"),
+                    }
+                })
+                .collect(),
+        })
     }
 
     async fn ready(&self) -> AppResult<()> {

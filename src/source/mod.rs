@@ -58,6 +58,31 @@ pub struct NetworkRow {
     pub properties: serde_json::Map<String, Value>,
 }
 
+/// Fields `search` looks in, where a layer publishes them.
+pub const SEARCH_FIELDS: [&str; 3] = ["short_code", "name", "calsim_id"];
+
+/// One search match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// Feature id.
+    pub id: i64,
+    /// `short_code`, when published.
+    pub short_code: Option<String>,
+    /// `name`, when published.
+    pub name: Option<String>,
+    /// `description`, when published.
+    pub description: Option<String>,
+}
+
+/// Matches of one layer, best first.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    /// All matches, before the limit.
+    pub total: u64,
+    /// At most `limit` matches.
+    pub hits: Vec<SearchHit>,
+}
+
 /// Where features come from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -85,6 +110,10 @@ pub trait Source: Send + Sync {
 
     /// Every row of a layer with its geometry, for the network graph.
     async fn rows(&self, layer: &LayerConfig) -> AppResult<Vec<NetworkRow>>;
+
+    /// Case-insensitive substring search in [`SEARCH_FIELDS`], through an index: exact
+    /// `short_code` first, then `short_code` prefixes, then the rest, each by `short_code`.
+    async fn search(&self, layer: &LayerConfig, q: &str, limit: usize) -> AppResult<SearchPage>;
 
     /// Whether the source can answer now.
     async fn ready(&self) -> AppResult<()>;

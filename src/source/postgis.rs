@@ -5,7 +5,9 @@
 //! that concatenates an `ST_AsMVT` per requested layer, each filtered by the GiST index on the
 //! buffered tile envelope. sqlx prepares each distinct statement once per connection.
 
-use super::{ItemsPage, ItemsQuery, LayerStats, NetworkRow, Source};
+use super::{
+    ItemsPage, ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source,
+};
 use crate::config::{GeometryKind, LayerConfig, quote_ident};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
@@ -349,6 +351,61 @@ impl Source for PostgisSource {
                 })
             })
             .collect()
+    }
+
+    async fn search(&self, layer: &LayerConfig, q: &str, limit: usize) -> AppResult<SearchPage> {
+        let fields: Vec<String> = SEARCH_FIELDS
+            .iter()
+            .filter_map(|f| layer.property(f))
+            .map(|p| format!("t.{}::text", quote_ident(p.column())))
+            .collect();
+        if fields.is_empty() {
+            return Ok(SearchPage::default());
+        }
+        let col = |name: &str| {
+            layer
+                .property(name)
+                .map(|p| format!("t.{}::text", quote_ident(p.column())))
+                .unwrap_or_else(|| "NULL::text".into())
+        };
+        let code = col("short_code");
+        let conds: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{f} ILIKE $1 ESCAPE '\\'"))
+            .collect();
+        let sql = format!(
+            "SELECT t.{id}::bigint, {code}, {name}, {desc}, count(*) OVER ()::bigint FROM {table} t \
+             WHERE {conds} \
+             ORDER BY CASE WHEN lower({code}) = lower($2) THEN 0 WHEN {code} ILIKE $3 ESCAPE '\\' THEN 1 ELSE 2 END, \
+               {code}, t.{id} LIMIT $4",
+            id = quote_ident(&layer.id_column),
+            name = col("name"),
+            desc = col("description"),
+            table = quote_ident(&layer.table),
+            conds = conds.join(" OR "),
+        );
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let rows = sqlx::query(&sql)
+            .bind(format!("%{escaped}%"))
+            .bind(q)
+            .bind(format!("{escaped}%"))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut page = SearchPage::default();
+        for r in rows {
+            page.total = r.try_get::<i64, _>(4)? as u64;
+            page.hits.push(SearchHit {
+                id: r.try_get(0)?,
+                short_code: r.try_get(1)?,
+                name: r.try_get(2)?,
+                description: r.try_get(3)?,
+            });
+        }
+        Ok(page)
     }
 
     async fn ready(&self) -> AppResult<()> {

@@ -111,7 +111,10 @@ pub async fn start_server(source: Arc<dyn Source>, config: Config) -> String {
         .await
         .expect("bind a free port");
     let addr = listener.local_addr().expect("local addr");
-    let app = router(AppState::new(config, source));
+    let state = AppState::load(config, source)
+        .await
+        .expect("the network graph builds");
+    let app = router(state);
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("server runs");
     });
@@ -134,4 +137,30 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         out.insert(name, features);
     }
     out
+}
+
+/// A new empty database with no migrations applied (for testing `migrate` itself); its URL.
+pub async fn empty_database(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let admin_url = database_url();
+    let name = format!(
+        "t_{tag}_empty_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .expect("connect to DATABASE_URL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+        .execute(&admin)
+        .await
+        .expect("drop test database");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    with_database(&admin_url, &name)
 }
