@@ -275,3 +275,21 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_vets_paths_against_the_read_routes() {
+        let mut m = matchit::Router::new();
+        for p in READ_PATTERNS {
+            m.insert(*p, ()).expect("patterns do not clash");
+        }
+        assert!(is_read_route("/tiles/nodes/1/0/0.mvt"));
+        assert!(is_read_route("/network/nodes/SHSTA/downstream"));
+        assert!(is_read_route("/api/nodes/81/network"));
+        assert!(!is_read_route("/api/batch"));
+        assert!(!is_read_route("/nope"));
+    }
+}

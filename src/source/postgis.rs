@@ -33,25 +33,26 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", redact(&e.to_string())))
 }
 
-/// Removes a password from text that may quote a connection URL.
+/// Removes passwords from text that may quote connection URLs (`scheme://user:secret@host`).
 pub fn redact(text: &str) -> String {
-    let mut out = text.to_string();
-    while let Some(start) = out.find("://") {
-        let rest = &out[start + 3..];
-        let (Some(at), end) = (rest.find('@'), rest.find(['/', ' ']).unwrap_or(rest.len())) else {
-            break;
-        };
-        if at > end {
-            break;
-        }
-        match rest[..at].find(':') {
-            Some(colon) => {
-                out.replace_range(start + 3 + colon + 1..start + 3 + at, "***");
-                break;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        out.push_str(head);
+        let end = tail.find(['/', ' ', '\n']).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon + 1]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
             }
-            None => break,
+            _ => out.push_str(authority),
         }
+        rest = &tail[end..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -425,5 +426,9 @@ mod tests {
             "error connecting to postgres://u:***@host:5432/db"
         );
         assert_eq!(redact("postgres://u@host/db"), "postgres://u@host/db");
+        assert_eq!(
+            redact("a postgres://a:b@h/x and postgres://c:d@e:1/y"),
+            "a postgres://a:***@h/x and postgres://c:***@e:1/y"
+        );
     }
 }
