@@ -14,9 +14,10 @@ use crate::network::{ARC_LAYER, NODE_LAYER};
 use crate::tiles::grid::parse_bbox;
 use crate::tiles::routes::path;
 use axum::Json;
+use axum::extract::OriginalUri;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -109,6 +110,16 @@ fn region_matches(props: &Map<String, Value>, region: Option<&str>) -> bool {
     region.is_none_or(|r| props.get("hydrologic_region").and_then(Value::as_str) == Some(r))
 }
 
+/// A JSON answer computed from the graph alone, cached per graph generation by request URI.
+fn answer(
+    state: &AppState,
+    uri: &Uri,
+    make: impl FnOnce(&Graph) -> AppResult<Value>,
+) -> AppResult<Response> {
+    let bytes = state.network.answer(&uri.to_string(), make)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
 /// `GET /api/health`.
 pub async fn health(State(state): State<AppState>) -> Response {
     let timestamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -131,29 +142,41 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/nodes?limit=1000&region=`.
-pub async fn nodes(State(state): State<AppState>, RawQuery(raw): RawQuery) -> AppResult<Response> {
+pub async fn nodes(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(raw): RawQuery,
+) -> AppResult<Response> {
     let p = Params::parse(raw.as_deref(), &["limit", "region"])?;
     let limit = p.int("limit", 1, 10_000, Some(1000))?.unwrap_or(1000) as usize;
-    let g = state.network.graph();
-    let list: Vec<Value> = (0..g.nodes.len() as u32)
-        .filter(|&n| region_matches(&g.nodes[n as usize].properties, p.get("region")))
-        .take(limit)
-        .map(|n| node_element(&g, n))
-        .collect();
-    Ok(Json(list).into_response())
+    answer(&state, &uri, |g| {
+        Ok(Value::Array(
+            (0..g.nodes.len() as u32)
+                .filter(|&n| region_matches(&g.nodes[n as usize].properties, p.get("region")))
+                .take(limit)
+                .map(|n| node_element(g, n))
+                .collect(),
+        ))
+    })
 }
 
 /// `GET /api/arcs?limit=1000&region=`.
-pub async fn arcs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> AppResult<Response> {
+pub async fn arcs(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(raw): RawQuery,
+) -> AppResult<Response> {
     let p = Params::parse(raw.as_deref(), &["limit", "region"])?;
     let limit = p.int("limit", 1, 10_000, Some(1000))?.unwrap_or(1000) as usize;
-    let g = state.network.graph();
-    let list: Vec<Value> = (0..g.arcs.len() as u32)
-        .filter(|&a| region_matches(&g.arcs[a as usize].properties, p.get("region")))
-        .take(limit)
-        .map(|a| arc_element(&g, a))
-        .collect();
-    Ok(Json(list).into_response())
+    answer(&state, &uri, |g| {
+        Ok(Value::Array(
+            (0..g.arcs.len() as u32)
+                .filter(|&a| region_matches(&g.arcs[a as usize].properties, p.get("region")))
+                .take(limit)
+                .map(|a| arc_element(g, a))
+                .collect(),
+        ))
+    })
 }
 
 /// The lowest zoom at which `/api/nodes/spatial` lists a node type: reservoirs always, plants
@@ -169,6 +192,7 @@ pub fn min_zoom_for(node_type: Option<&str>) -> i64 {
 /// `GET /api/nodes/spatial?bbox=&zoom=&limit=`: nodes in a box, thinned by zoom.
 pub async fn nodes_spatial(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
     let p = Params::parse(raw.as_deref(), &["bbox", "zoom", "limit"])?;
@@ -178,55 +202,57 @@ pub async fn nodes_spatial(
     let b = parse_bbox(bbox_text, state.config.max_bbox_area)?;
     let zoom = p.int("zoom", 0, 22, Some(10))?.unwrap_or(10);
     let limit = p.int("limit", 1, 10_000, Some(1000))?.unwrap_or(1000) as usize;
-    let g = state.network.graph();
-    let matching: Vec<u32> = (0..g.nodes.len() as u32)
-        .filter(|&n| {
-            let node = &g.nodes[n as usize];
-            let (Some(lon), Some(lat)) = lon_lat(&node.geometry) else {
-                return false;
-            };
-            lon >= b.minx
-                && lon <= b.maxx
-                && lat >= b.miny
-                && lat <= b.maxy
-                && zoom >= min_zoom_for(node.node_type.as_deref())
-        })
-        .collect();
-    let total = matching.len();
-    let nodes: Vec<Value> = matching
-        .into_iter()
-        .take(limit)
-        .map(|n| node_element(&g, n))
-        .collect();
-    Ok(Json(json!({
-        "nodes": nodes,
-        "total": total,
-        "bbox": [b.minx, b.miny, b.maxx, b.maxy],
-        "zoom": zoom,
-        "truncated": total > limit,
-    }))
-    .into_response())
+    answer(&state, &uri, |g| {
+        let matching: Vec<u32> = (0..g.nodes.len() as u32)
+            .filter(|&n| {
+                let node = &g.nodes[n as usize];
+                let (Some(lon), Some(lat)) = lon_lat(&node.geometry) else {
+                    return false;
+                };
+                lon >= b.minx
+                    && lon <= b.maxx
+                    && lat >= b.miny
+                    && lat <= b.maxy
+                    && zoom >= min_zoom_for(node.node_type.as_deref())
+            })
+            .collect();
+        let total = matching.len();
+        let nodes: Vec<Value> = matching
+            .into_iter()
+            .take(limit)
+            .map(|n| node_element(g, n))
+            .collect();
+        Ok(json!({
+            "nodes": nodes,
+            "total": total,
+            "bbox": [b.minx, b.miny, b.maxx, b.maxy],
+            "zoom": zoom,
+            "truncated": total > limit,
+        }))
+    })
 }
 
 /// `GET /api/nodes/optimized?limit=500`: the lightest node list for a map.
 pub async fn nodes_optimized(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
     let p = Params::parse(raw.as_deref(), &["limit"])?;
     let limit = p.int("limit", 1, 10_000, Some(500))?.unwrap_or(500) as usize;
-    let g = state.network.graph();
-    let list: Vec<Value> = g
-        .nodes
-        .iter()
-        .take(limit)
-        .map(|node| {
-            let (lon, lat) = lon_lat(&node.geometry);
-            json!({"id": node.id, "short_code": node.code, "name": node.name,
+    answer(&state, &uri, |g| {
+        let list: Vec<Value> = g
+            .nodes
+            .iter()
+            .take(limit)
+            .map(|node| {
+                let (lon, lat) = lon_lat(&node.geometry);
+                json!({"id": node.id, "short_code": node.code, "name": node.name,
                    "node_type": node.node_type, "longitude": lon, "latitude": lat})
-        })
-        .collect();
-    Ok(Json(list).into_response())
+            })
+            .collect();
+        Ok(Value::Array(list))
+    })
 }
 
 /// `GET /api/search?q=&limit=20`: nodes then arcs, through the source's index.
@@ -305,62 +331,71 @@ pub fn node_analysis(g: &Graph, n: u32, max_depth: u32) -> Value {
     })
 }
 
-async fn analysis(state: AppState, id: String, raw: Option<String>) -> AppResult<Response> {
+async fn analysis(
+    state: AppState,
+    uri: Uri,
+    id: String,
+    raw: Option<String>,
+) -> AppResult<Response> {
     let p = Params::parse(raw.as_deref(), &["max_depth"])?;
     let max_depth = p.int("max_depth", 1, 10, Some(3))?.unwrap_or(3) as u32;
-    let g = state.network.graph();
-    let n = node_by_id(&g, &id)?;
-    Ok(Json(node_analysis(&g, n, max_depth)).into_response())
+    answer(&state, &uri, |g| {
+        let n = node_by_id(g, &id)?;
+        Ok(node_analysis(g, n, max_depth))
+    })
 }
 
 /// `GET /api/nodes/{id}/analysis?max_depth=3`.
 pub async fn node_analysis_route(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
-    analysis(state, path(id)?, raw).await
+    analysis(state, uri, path(id)?, raw).await
 }
 
 /// `GET /api/network/analysis/node/{id}`: the same analysis under the original's second path.
 pub async fn network_analysis_node(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
-    analysis(state, path(id)?, raw).await
+    analysis(state, uri, path(id)?, raw).await
 }
 
 /// `GET /api/arcs/{id}/analysis`: the arc's two nodes; 404 when there is no such arc.
 pub async fn arc_analysis(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
     let id = path(id)?;
     Params::parse(raw.as_deref(), &[])?;
-    let g = state.network.graph();
-    let a = id
-        .parse::<i64>()
-        .ok()
-        .and_then(|id| g.arc_by_id(id))
-        .ok_or_else(|| {
-            AppError::not_found(format!(
-                "no arc with id {:?}",
-                crate::app::truncate(&id, 32)
-            ))
-        })?;
-    let arc = &g.arcs[a as usize];
-    let from = element(&g, arc.from, 1, "upstream");
-    let to = element(&g, arc.to, 1, "downstream");
-    Ok(Json(json!({
-        "origin_id": arc.id,
-        "origin_type": "arc",
-        "upstream_nodes": [from.clone()],
-        "downstream_nodes": [to.clone()],
-        "connected_arcs": [from, to],
-    }))
-    .into_response())
+    answer(&state, &uri, |g| {
+        let a = id
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| g.arc_by_id(id))
+            .ok_or_else(|| {
+                AppError::not_found(format!(
+                    "no arc with id {:?}",
+                    crate::app::truncate(&id, 32)
+                ))
+            })?;
+        let arc = &g.arcs[a as usize];
+        let from = element(g, arc.from, 1, "upstream");
+        let to = element(g, arc.to, 1, "downstream");
+        Ok(json!({
+            "origin_id": arc.id,
+            "origin_type": "arc",
+            "upstream_nodes": [from.clone()],
+            "downstream_nodes": [to.clone()],
+            "connected_arcs": [from, to],
+        }))
+    })
 }
 
 /// Nodes (with their smallest depth) and the arcs among them for `/api/nodes/{id}/network`.
@@ -404,6 +439,7 @@ pub fn node_network(
 /// `GET /api/nodes/{id}/network?direction=both&max_depth=50&include_arcs=true`.
 pub async fn node_network_route(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
@@ -417,39 +453,39 @@ pub async fn node_network_route(
     }
     let max_depth = p.int("max_depth", 1, 100, Some(50))?.unwrap_or(50) as u32;
     let include_arcs = p.bool("include_arcs", true)?;
-    let g = state.network.graph();
-    let n = node_by_id(&g, &id)?;
-    let (nodes, arcs) = node_network(&g, n, direction, max_depth);
-    let nodes: Vec<Value> = nodes
-        .iter()
-        .map(|&(v, d)| {
-            let node = &g.nodes[v as usize];
-            json!({"id": node.id, "short_code": node.code, "name": node.name,
+    answer(&state, &uri, |g| {
+        let n = node_by_id(g, &id)?;
+        let (nodes, arcs) = node_network(g, n, direction, max_depth);
+        let nodes: Vec<Value> = nodes
+            .iter()
+            .map(|&(v, d)| {
+                let node = &g.nodes[v as usize];
+                json!({"id": node.id, "short_code": node.code, "name": node.name,
                    "node_type": node.node_type, "depth": d, "geometry": node.geometry})
-        })
-        .collect();
-    let arcs: Vec<Value> = if include_arcs {
-        arcs.iter()
-            .map(|&a| {
-                let arc = &g.arcs[a as usize];
-                let (f, t) = (&g.nodes[arc.from as usize], &g.nodes[arc.to as usize]);
-                json!({"id": arc.id, "short_code": arc.code, "name": arc.name,
+            })
+            .collect();
+        let arcs: Vec<Value> = if include_arcs {
+            arcs.iter()
+                .map(|&a| {
+                    let arc = &g.arcs[a as usize];
+                    let (f, t) = (&g.nodes[arc.from as usize], &g.nodes[arc.to as usize]);
+                    json!({"id": arc.id, "short_code": arc.code, "name": arc.name,
                        "from_node_id": f.id, "to_node_id": t.id,
                        "from_node_code": f.code, "to_node_code": t.code,
                        "geometry": arc.geometry, "arc_type": arc.arc_type})
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(Json(json!({
-        "source_node_id": g.nodes[n as usize].id,
-        "direction": direction,
-        "max_depth": max_depth,
-        "nodes": nodes,
-        "arcs": arcs,
-    }))
-    .into_response())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(json!({
+            "source_node_id": g.nodes[n as usize].id,
+            "direction": direction,
+            "max_depth": max_depth,
+            "nodes": nodes,
+            "arcs": arcs,
+        }))
+    })
 }
 
 /// `GET /api/workshop/status`: (re)builds the graph and reports what is ready.

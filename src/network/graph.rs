@@ -123,6 +123,8 @@ pub struct Summary {
 /// The whole network, read-only once built.
 #[derive(Debug, Default)]
 pub struct Graph {
+    /// Increases with every rebuild; keys cached answers so a rebuild retires them.
+    pub generation: u64,
     /// Nodes by index.
     pub nodes: Vec<Node>,
     /// Arcs by index.
