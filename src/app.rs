@@ -12,11 +12,12 @@ use crate::network::routes as network;
 use crate::source::Source;
 use crate::source::memory::MemorySource;
 use crate::source::postgis::{PostgisSource, connect};
+use crate::tiles::cache::TileCache;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use std::sync::Arc;
@@ -32,12 +33,15 @@ pub struct AppState {
     pub source: Arc<dyn Source>,
     /// The network graph over the source's nodes and arcs.
     pub network: Arc<Network>,
+    /// Encoded tiles of this instance.
+    pub tiles: TileCache,
 }
 
 impl AppState {
     /// Bundles a configuration and a source, with an empty graph (see [`AppState::load`]).
     pub fn new(config: Config, source: Arc<dyn Source>) -> AppState {
         AppState {
+            tiles: TileCache::new(config.cache_size_mb.saturating_mul(1024 * 1024)),
             config: Arc::new(config),
             source,
             network: Arc::new(Network::default()),
@@ -163,6 +167,7 @@ pub fn read_routes() -> Router<AppState> {
             get(compat::network_analysis_node),
         )
         .route("/api/workshop/status", get(compat::workshop_status))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
 }
 
@@ -204,6 +209,7 @@ pub const READ_PATTERNS: &[&str] = &[
     "/api/nodes/{id}/network",
     "/api/network/analysis/node/{id}",
     "/api/workshop/status",
+    "/metrics",
 ];
 
 /// The whole HTTP surface.
@@ -217,6 +223,52 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(cors)
         .with_state(state)
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every server in a process).
+fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`: Prometheus text; the tile cache by layer set.
+async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
+    let handle =
+        prometheus().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
+    let (tiles, bytes) = state.tiles.usage().await;
+    metrics::gauge!("tile_cache_entries").set(tiles as f64);
+    metrics::gauge!("tile_cache_bytes").set(bytes as f64);
+    metrics::gauge!("tile_cache_capacity_bytes")
+        .set((state.config.cache_size_mb * 1024 * 1024) as f64);
+    for (layers, c) in state.tiles.counters() {
+        let l = layers.to_string();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("tile_cache_hits_total", "layers" => l.clone()).absolute(load(&c.hits));
+        metrics::counter!("tile_cache_misses_total", "layers" => l.clone())
+            .absolute(load(&c.misses));
+        metrics::counter!("tile_cache_evictions_total", "layers" => l.clone())
+            .absolute(load(&c.evictions));
+        metrics::counter!("tile_cache_invalidations_total", "layers" => l)
+            .absolute(load(&c.invalidations));
+    }
+    let graph = state.network.graph();
+    metrics::gauge!("network_graph_nodes").set(graph.nodes.len() as f64);
+    metrics::gauge!("network_graph_arcs").set(graph.arcs.len() as f64);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response())
 }
 
 async fn not_found() -> AppError {

@@ -33,6 +33,10 @@ pub struct Config {
     pub max_layers_per_request: usize,
     /// Connections in the PostgreSQL pool.
     pub db_pool_size: u32,
+    /// Tile cache bound in MiB; 0 disables the cache.
+    pub cache_size_mb: u64,
+    /// `Cache-Control` of tiles, TileJSON and GeoJSON.
+    pub cache_control: String,
     /// Published layers, in the order they appear in tiles.
     pub layers: Vec<LayerConfig>,
 }
@@ -181,6 +185,12 @@ pub struct LayerConfig {
     /// File name (without `.geojson`) the memory source and `import` read this layer from.
     #[serde(default)]
     pub file: Option<String>,
+    /// Lowest zoom whose tiles are cached.
+    #[serde(default)]
+    pub cache_minzoom: u8,
+    /// Highest zoom whose tiles are cached.
+    #[serde(default = "default_maxzoom")]
+    pub cache_maxzoom: u8,
 }
 
 fn default_geom() -> String {
@@ -228,6 +238,11 @@ impl LayerConfig {
             .collect()
     }
 
+    /// Whether tiles of this layer at zoom `z` are cached.
+    pub fn caches(&self, z: u8) -> bool {
+        (self.cache_minzoom..=self.cache_maxzoom).contains(&z)
+    }
+
     /// Looks a published property up by name.
     pub fn property(&self, name: &str) -> Option<&PropertyConfig> {
         self.properties.iter().find(|p| p.name == name)
@@ -247,6 +262,8 @@ impl Default for Config {
             max_zoom: 22,
             max_layers_per_request: 16,
             db_pool_size: 10,
+            cache_size_mb: 256,
+            cache_control: "public, max-age=300".into(),
             layers: default_layers(),
         }
     }
@@ -287,6 +304,8 @@ pub fn default_layers() -> Vec<LayerConfig> {
             maxzoom: 22,
             simplify: 0.0,
             file: None,
+            cache_minzoom: 0,
+            cache_maxzoom: 22,
         },
         LayerConfig {
             name: "arcs".into(),
@@ -312,6 +331,8 @@ pub fn default_layers() -> Vec<LayerConfig> {
             maxzoom: 22,
             simplify: default_simplify(),
             file: None,
+            cache_minzoom: 0,
+            cache_maxzoom: 22,
         },
         LayerConfig {
             name: "demand_units".into(),
@@ -335,6 +356,8 @@ pub fn default_layers() -> Vec<LayerConfig> {
             maxzoom: 22,
             simplify: default_simplify(),
             file: None,
+            cache_minzoom: 0,
+            cache_maxzoom: 22,
         },
     ]
 }

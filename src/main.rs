@@ -67,6 +67,12 @@ struct ServeArgs {
     /// Connections in the database pool [default: 10].
     #[arg(long, env = "DB_POOL_SIZE", value_name = "N")]
     db_pool_size: Option<u32>,
+    /// Tile cache size in MiB; 0 disables it [default: 256].
+    #[arg(long, env = "CACHE_SIZE_MB", value_name = "MIB")]
+    cache_size_mb: Option<u64>,
+    /// Cache-Control of tiles, TileJSON and GeoJSON [default: "public, max-age=300"].
+    #[arg(long, env = "CACHE_CONTROL", value_name = "VALUE")]
+    cache_control: Option<String>,
 }
 
 #[derive(Args)]
@@ -100,6 +106,12 @@ fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = serve.db_pool_size {
         config.db_pool_size = v;
+    }
+    if let Some(v) = serve.cache_size_mb {
+        config.cache_size_mb = v;
+    }
+    if let Some(v) = &serve.cache_control {
+        config.cache_control = v.clone();
     }
     config.validate()?;
     Ok(config)

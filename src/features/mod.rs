@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::source::ItemsQuery;
 use crate::tiles::grid::parse_bbox;
-use crate::tiles::routes::{feature_collection, geojson_response, path};
+use crate::tiles::routes::{feature_collection, path};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -117,10 +117,13 @@ pub async fn items(
         links.push(json!({"rel": "prev", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), prev)}));
     }
     extra.insert("links".into(), Value::Array(links));
-    Ok(geojson_response(feature_collection(
-        &page.features,
-        Some(&extra),
-    )))
+    let body = feature_collection(&page.features, Some(&extra)).into_bytes();
+    Ok(crate::tiles::routes::send_document(
+        &state,
+        &headers,
+        body,
+        crate::tiles::routes::GEOJSON_TYPE,
+    ))
 }
 
 /// The same query with another offset.

@@ -2,6 +2,7 @@
 
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
+use crate::tiles::cache::{EncodedTile, Format, TileKey};
 use crate::tiles::grid::parse_tile_path;
 use crate::tiles::tilejson;
 use axum::Json;
@@ -21,35 +22,151 @@ pub fn path<T>(p: Result<Path<T>, PathRejection>) -> AppResult<T> {
         .map_err(|e| AppError::bad(format!("malformed path: {}", e.body_text())))
 }
 
-/// `GET /tiles/{layers}/{z}/{x}/{y}.{mvt|pbf|geojson}`.
+/// `GET /tiles/{layers}/{z}/{x}/{y}.{mvt|pbf|geojson}`: from the cache, or made once.
 pub async fn tile(
     State(state): State<AppState>,
+    headers: HeaderMap,
     parts: Result<Path<(String, String, String, String)>, PathRejection>,
 ) -> AppResult<Response> {
     let (layers, z, x, y) = path(parts)?;
     let (tile, ext) = parse_tile_path(&z, &x, &y, state.config.max_zoom)?;
     let layers = state.layers(&layers)?;
-    match ext.as_str() {
-        "mvt" | "pbf" => {
-            let bytes = state.source.tile(&layers, tile).await?;
-            if bytes.is_empty() {
-                return Ok(StatusCode::NO_CONTENT.into_response());
+    let format = match ext.as_str() {
+        "mvt" | "pbf" => Format::Mvt,
+        "geojson" | "json" => Format::GeoJson,
+        other => {
+            return Err(AppError::bad(format!(
+                "unknown tile format {:?}: use .mvt, .pbf or .geojson",
+                crate::app::truncate(other, 32)
+            )));
+        }
+    };
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let key = TileKey {
+        layers: names.join(",").into(),
+        tile,
+        format,
+    };
+    let cacheable = layers.iter().all(|l| l.caches(tile.z));
+    let source = state.source.clone();
+    let encoded = state
+        .tiles
+        .get_or_make(key, cacheable, async move {
+            match format {
+                Format::Mvt => source.tile(&layers, tile).await,
+                Format::GeoJson => source
+                    .tile_features(&layers, tile)
+                    .await
+                    .map(|f| feature_collection(&f, None).into_bytes()),
             }
-            Ok((
-                [(header::CONTENT_TYPE, HeaderValue::from_static(MVT_TYPE))],
-                bytes,
-            )
-                .into_response())
-        }
-        "geojson" | "json" => {
-            let features = state.source.tile_features(&layers, tile).await?;
-            Ok(geojson_response(feature_collection(&features, None)))
-        }
-        other => Err(AppError::bad(format!(
-            "unknown tile format {:?}: use .mvt, .pbf or .geojson",
-            crate::app::truncate(other, 32)
-        ))),
+        })
+        .await
+        .map_err(|e| match e.as_ref() {
+            AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
+            AppError::NotFound(m) => AppError::NotFound(m.clone()),
+            AppError::Unavailable(m) => AppError::Unavailable(m.clone()),
+            AppError::Internal(m) => AppError::Internal(m.clone()),
+        })?;
+    let media = match format {
+        Format::Mvt => MVT_TYPE,
+        Format::GeoJson => GEOJSON_TYPE,
+    };
+    Ok(send_tile(&state, &headers, &encoded, media))
+}
+
+/// Content codings a client accepts, best first among those we keep: br, gzip, identity.
+pub fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let accepts = |name: &str| {
+        accept.split(',').any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case(name) || coding == "*") && q > 0.0
+        })
+    };
+    if accepts("br") {
+        Some("br")
+    } else if accepts("gzip") {
+        Some("gzip")
+    } else {
+        None
     }
+}
+
+/// Whether `If-None-Match` names this ETag (or `*`).
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+/// The caching headers every cacheable answer carries.
+fn caching_headers(state: &AppState, etag: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state.config.cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h
+}
+
+/// Sends an encoded tile: 304 when the client has it, 204 when empty, else the best coding.
+pub fn send_tile(
+    state: &AppState,
+    headers: &HeaderMap,
+    tile: &EncodedTile,
+    media: &'static str,
+) -> Response {
+    let mut out = caching_headers(state, &tile.etag);
+    if not_modified(headers, &tile.etag) {
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+    if tile.raw.is_empty() {
+        return (StatusCode::NO_CONTENT, out).into_response();
+    }
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    let body = match negotiate(headers) {
+        Some("br") => {
+            out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+            tile.brotli()
+        }
+        Some(_) => {
+            out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            tile.gzip.clone()
+        }
+        None => tile.raw.clone(),
+    };
+    (out, body).into_response()
+}
+
+/// A JSON or GeoJSON document with a strong ETag, `304` when the client has it.
+pub fn send_document(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+    media: &'static str,
+) -> Response {
+    let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
+    let mut out = caching_headers(state, &etag);
+    if not_modified(headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    (out, body).into_response()
 }
 
 /// Joins pre-serialised features into a FeatureCollection, with extra members when given.
@@ -104,7 +221,12 @@ pub async fn tilejson(
         stats.push(state.source.stats(l).await?);
     }
     let doc = tilejson::tilejson(&layers, &stats, &state.base_url(&headers));
-    Ok(Json(doc).into_response())
+    Ok(send_document(
+        &state,
+        &headers,
+        doc.to_string().into_bytes(),
+        "application/json",
+    ))
 }
 
 /// `GET /catalog`: every layer with its fields, zooms, extent and size.
