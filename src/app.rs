@@ -286,6 +286,11 @@ async fn ready(State(state): State<AppState>) -> AppResult<impl IntoResponse> {
     ))
 }
 
+/// Whether this configuration serves PostGIS, and so listens for its changes.
+fn config_listens(config: &Config) -> bool {
+    config.data_dir.is_none() && config.database_url.is_some()
+}
+
 /// Serves until the process is told to stop.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let source = build_source(&config).await?;
@@ -300,6 +305,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::load(config, source)
         .await
         .map_err(|e| anyhow::anyhow!("cannot build the network graph: {e}"))?;
+    if config_listens(&state.config) {
+        if let Some(url) = &state.config.database_url {
+            crate::changes::spawn(state.clone(), url.clone());
+        }
+    }
     let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

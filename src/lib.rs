@@ -4,6 +4,7 @@
 //! one trait); `tiles` and `features` turn its answers into HTTP; `app` holds the router.
 
 pub mod app;
+pub mod changes;
 pub mod compat;
 pub mod config;
 pub mod data;
