@@ -35,6 +35,8 @@ pub struct AppState {
     pub network: Arc<Network>,
     /// Encoded tiles of this instance.
     pub tiles: TileCache,
+    /// Progress of the background warm-up started by `/api/workshop/status`.
+    pub warm: Arc<crate::tiles::warm::WarmProgress>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             config: Arc::new(config),
             source,
             network: Arc::new(Network::default()),
+            warm: Arc::default(),
         }
     }
 

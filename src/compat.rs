@@ -496,9 +496,30 @@ pub async fn workshop_status(State(state): State<AppState>) -> AppResult<Respons
         .rebuild(state.source.as_ref(), &state.config)
         .await?;
     let ready = state.source.ready().await.is_ok();
+    // Warm every layer over the data's extent in the background; report how far it got.
+    let zooms = crate::tiles::warm::parse_zooms(&state.config.warm_zooms, state.config.max_zoom)?;
+    if ready && state.tiles.enabled() {
+        tokio::spawn(crate::tiles::warm::warm_here(
+            state.clone(),
+            state.config.layers.clone(),
+            zooms.clone(),
+            state.warm.clone(),
+        ));
+    }
+    let (entries, bytes) = state.tiles.usage().await;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     Ok(Json(json!({
         "status": if ready { "ready" } else { "degraded" },
         "source": state.source.name(),
+        "cache": {
+            "enabled": state.tiles.enabled(),
+            "warm_zooms": format!("{}-{}", zooms.start(), zooms.end()),
+            "warming": state.warm.running.load(std::sync::atomic::Ordering::Relaxed),
+            "tiles_total": load(&state.warm.total),
+            "tiles_done": load(&state.warm.done),
+            "entries": entries,
+            "bytes": bytes,
+        },
         "graph": {
             "nodes": g.nodes.len(),
             "arcs": g.arcs.len(),

@@ -37,6 +37,8 @@ pub struct Config {
     pub cache_size_mb: u64,
     /// `Cache-Control` of tiles, TileJSON and GeoJSON.
     pub cache_control: String,
+    /// Zooms `/api/workshop/status` warms over the data's extent, as `A-B`.
+    pub warm_zooms: String,
     /// Published layers, in the order they appear in tiles.
     pub layers: Vec<LayerConfig>,
 }
@@ -264,6 +266,7 @@ impl Default for Config {
             db_pool_size: 10,
             cache_size_mb: 256,
             cache_control: "public, max-age=300".into(),
+            warm_zooms: "0-12".into(),
             layers: default_layers(),
         }
     }
@@ -379,6 +382,8 @@ impl Config {
             "items_default_limit must be between 1 and items_max_limit"
         );
         anyhow::ensure!(self.db_pool_size >= 1, "db_pool_size must be at least 1");
+        crate::tiles::warm::parse_zooms(&self.warm_zooms, self.max_zoom)
+            .map_err(|e| anyhow::anyhow!("warm_zooms: {e}"))?;
         let mut seen = std::collections::HashSet::new();
         for layer in &self.layers {
             anyhow::ensure!(

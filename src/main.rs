@@ -51,6 +51,32 @@ enum Command {
     Migrate,
     /// Load GeoJSON layer files (or folders of nodes/arcs/demand_units.geojson) into PostGIS.
     Import(ImportArgs),
+    /// Fill a running server's tile cache: request every tile over the data at the given zooms.
+    Warm(WarmArgs),
+}
+
+#[derive(Args)]
+struct WarmArgs {
+    /// Base URL of the server to warm.
+    #[arg(
+        long,
+        env = "WARM_URL",
+        default_value = "http://127.0.0.1:8000",
+        value_name = "URL"
+    )]
+    url: String,
+    /// Zoom range, A-B.
+    #[arg(long, default_value = "0-12", value_name = "A-B")]
+    zooms: String,
+    /// Area to warm, minLon,minLat,maxLon,maxLat [default: the layers' extent from /catalog].
+    #[arg(long, value_name = "BBOX", allow_hyphen_values = true)]
+    bbox: Option<String>,
+    /// Layers, as in tile URLs.
+    #[arg(long, default_value = "nodes,arcs,demand_units", value_name = "LIST")]
+    layers: String,
+    /// Never draw a progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args, Clone, Default)]
@@ -147,6 +173,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Warm(args)) => {
+            let zooms = coeqwal_network_api::tiles::warm::parse_zooms(&args.zooms, 30)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bbox = args
+                .bbox
+                .as_deref()
+                .map(|b| coeqwal_network_api::tiles::grid::parse_bbox(b, 64_800.0))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--bbox: {e}"))?;
+            let progress = !args.quiet && std::io::stderr().is_terminal();
+            let started = std::time::Instant::now();
+            let s = coeqwal_network_api::tiles::warm::warm_remote(
+                &args.url,
+                &args.layers,
+                bbox,
+                zooms,
+                progress,
+            )
+            .await?;
+            println!(
+                "warmed {} tiles in {:.1}s: {} with data, {} empty, {} failed, {} bytes",
+                s.tiles,
+                started.elapsed().as_secs_f64(),
+                s.with_data,
+                s.empty,
+                s.failed,
+                s.bytes
+            );
+            anyhow::ensure!(s.failed == 0, "{} tile requests failed", s.failed);
             Ok(())
         }
         Some(Command::Import(args)) => {

@@ -276,3 +276,61 @@ async fn etags_encodings_and_the_size_bound() {
     assert!(metrics.contains("tile_cache_bytes"), "{metrics}");
     assert!(metrics.contains("tile_cache_evictions_total"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warming_fills_the_cache() {
+    let source = common::memory_source(&common::calsim3_dir());
+    let (base, state) = serve(source, Config::default(), None).await;
+    // The warm subcommand asks the running server for every tile over the data.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_coeqwal-network-api"))
+        .args(["warm", "--url", &base, "--zooms", "5-8", "--quiet"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("warmed ") && stdout.contains("0 failed"),
+        "{stdout}"
+    );
+    let (entries, _) = state.tiles.usage().await;
+    assert!(entries >= 20, "{entries} tiles cached");
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_coeqwal-network-api"))
+        .args(["warm", "--url", &base, "--zooms", "9-3"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
+
+    // /api/workshop/status warms this instance in the background and reports progress.
+    let config = Config {
+        warm_zooms: "0-9".into(),
+        ..Config::default()
+    };
+    let (base, state) = serve(common::memory_source(&common::calsim3_dir()), config, None).await;
+    let v: Value = reqwest::get(format!("{base}/api/workshop/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["cache"]["warm_zooms"], "0-9");
+    eventually("warm-up finishes", Duration::from_secs(30), || async {
+        let v: Value = reqwest::get(format!("{base}/api/workshop/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["cache"]["tiles_total"].as_u64().unwrap_or(0) > 0
+            && v["cache"]["tiles_done"] == v["cache"]["tiles_total"]
+            && v["cache"]["warming"] == false
+    })
+    .await;
+    let (entries, _) = state.tiles.usage().await;
+    assert!(entries > 50, "{entries}");
+}

@@ -5,3 +5,4 @@ pub mod grid;
 pub mod mvt;
 pub mod routes;
 pub mod tilejson;
+pub mod warm;
