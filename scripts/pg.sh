@@ -29,6 +29,18 @@ install_postgis() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
 }
 
+# ensure_command CMD PACKAGE: installs PACKAGE from Debian's packages when CMD is missing.
+ensure_command() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "$1 is not installed. Install it with: sudo apt-get install -y $2" >&2
+    exit 1
+  fi
+  echo "installing $2 from Debian's packages" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -52,6 +52,15 @@ impl Change {
 pub fn apply(state: &AppState, change: &Change, rebuild: &Notify) {
     let bounds = change.bounds();
     state.tiles.invalidate_bbox(bounds);
+    if let Some(shared) = state.shared.clone() {
+        let max_zoom = state.config.max_zoom;
+        tokio::spawn(async move {
+            shared.invalidate(bounds, max_zoom).await;
+            // Once more a moment later, for a tile generated from the old data meanwhile.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            shared.invalidate(bounds, max_zoom).await;
+        });
+    }
     let graph_tables: Vec<&str> = [NODE_LAYER, ARC_LAYER]
         .iter()
         .filter_map(|l| state.config.layer(l))
@@ -105,6 +114,9 @@ async fn listen(state: AppState, url: String, rebuild: Arc<Notify>) {
                 "LISTEN connection restored; dropping cached tiles and rebuilding the graph"
             );
             state.tiles.invalidate_bbox(None);
+            if let Some(shared) = state.shared.clone() {
+                tokio::spawn(async move { shared.invalidate(None, 0).await });
+            }
             rebuild.notify_one();
         }
         first = false;

@@ -37,6 +37,8 @@ pub struct Config {
     pub cache_size_mb: u64,
     /// `Cache-Control` of tiles, TileJSON and GeoJSON.
     pub cache_control: String,
+    /// Redis URL of the shared second cache level; none when absent.
+    pub redis_url: Option<String>,
     /// Zooms `/api/workshop/status` warms over the data's extent, as `A-B`.
     pub warm_zooms: String,
     /// Published layers, in the order they appear in tiles.
@@ -267,6 +269,7 @@ impl Default for Config {
             cache_size_mb: 256,
             cache_control: "public, max-age=300".into(),
             warm_zooms: "0-12".into(),
+            redis_url: None,
             layers: default_layers(),
         }
     }

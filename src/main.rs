@@ -96,6 +96,9 @@ struct ServeArgs {
     /// Tile cache size in MiB; 0 disables it [default: 256].
     #[arg(long, env = "CACHE_SIZE_MB", value_name = "MIB")]
     cache_size_mb: Option<u64>,
+    /// Redis for the shared second cache level [default: none].
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// Cache-Control of tiles, TileJSON and GeoJSON [default: "public, max-age=300"].
     #[arg(long, env = "CACHE_CONTROL", value_name = "VALUE")]
     cache_control: Option<String>,
@@ -135,6 +138,11 @@ fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = serve.cache_size_mb {
         config.cache_size_mb = v;
+    }
+    if let Some(v) = &serve.redis_url
+        && !v.is_empty()
+    {
+        config.redis_url = Some(v.clone());
     }
     if let Some(v) = &serve.cache_control {
         config.cache_control = v.clone();

@@ -334,3 +334,111 @@ async fn warming_fills_the_cache() {
     let (entries, _) = state.tiles.usage().await;
     assert!(entries > 50, "{entries}");
 }
+
+/// A redis-server of our own on a free port, killed on drop.
+struct Redis(std::process::Child, u16);
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis(child, port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_is_a_shared_second_level() {
+    let mut redis = Redis::start();
+    let (url, pool) = common::postgis_with(&common::calsim3_dir(), "redis").await;
+    let config = || Config {
+        redis_url: Some(format!("redis://127.0.0.1:{}/", redis.1)),
+        ..Config::default()
+    };
+    let (a, sa) = serve(common::postgis_source(pool.clone()), config(), Some(&url)).await;
+    let (b, sb) = serve(common::postgis_source(pool.clone()), config(), Some(&url)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let generated = |s: &AppState| s.source_tiles.load(Ordering::Relaxed);
+    let tile = "nodes,arcs/9/81/192";
+    let from_a = reqwest::get(format!("{a}/tiles/{tile}.mvt"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(generated(&sa), 1);
+    let from_b = reqwest::get(format!("{b}/tiles/{tile}.mvt"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        generated(&sb),
+        0,
+        "B served A's tile from Redis without asking PostGIS"
+    );
+    assert_eq!(from_a, from_b);
+    let metrics = reqwest::get(format!("{b}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tile_cache_redis_hits_total"), "{metrics}");
+
+    // A change reaches Redis too: B must not get the old tile back from it.
+    let before = node_in_tile(&b, "10/163/384", 81).await.unwrap();
+    sqlx::query("UPDATE network_node SET geom = ST_Translate(geom, 0.01, 0.005) WHERE id = 81")
+        .execute(&pool)
+        .await
+        .unwrap();
+    eventually("change through Redis", Duration::from_secs(2), || async {
+        node_in_tile(&b, "10/163/384", 81)
+            .await
+            .is_some_and(|p| p != before)
+    })
+    .await;
+
+    // Redis goes away: requests keep succeeding, cached or not.
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    for base in [&a, &b] {
+        for path in [
+            format!("/tiles/{tile}.mvt"),
+            "/tiles/nodes,arcs/9/82/193.mvt".to_string(),
+        ] {
+            let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    }
+}

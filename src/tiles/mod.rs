@@ -4,5 +4,6 @@ pub mod cache;
 pub mod grid;
 pub mod mvt;
 pub mod routes;
+pub mod shared;
 pub mod tilejson;
 pub mod warm;

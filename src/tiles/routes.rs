@@ -47,31 +47,56 @@ pub async fn tile(
         tile,
         format,
     };
-    let cacheable = layers.iter().all(|l| l.caches(tile.z));
-    let source = state.source.clone();
-    let encoded = state
-        .tiles
-        .get_or_make(key, cacheable, async move {
-            match format {
-                Format::Mvt => source.tile(&layers, tile).await,
-                Format::GeoJson => source
-                    .tile_features(&layers, tile)
-                    .await
-                    .map(|f| feature_collection(&f, None).into_bytes()),
+    let encoded = cached_tile(&state, &layers, key).await?;
+    let media = match format {
+        Format::Mvt => MVT_TYPE,
+        Format::GeoJson => GEOJSON_TYPE,
+    };
+    Ok(send_tile(&state, &headers, &encoded, media))
+}
+
+/// A tile through every level: this instance's cache, then the shared Redis level, then the
+/// source (counted in `source_tiles`), storing it back on the way out.
+pub async fn cached_tile(
+    state: &AppState,
+    layers: &[&crate::config::LayerConfig],
+    key: TileKey,
+) -> AppResult<EncodedTile> {
+    let cacheable = layers.iter().all(|l| l.caches(key.tile.z));
+    let (tile, format) = (key.tile, key.format);
+    let shared = state.shared.clone().filter(|_| cacheable);
+    let shared_key = key.clone();
+    let make = async move {
+        if let Some(shared) = &shared
+            && let Some(bytes) = shared.get(&shared_key).await
+        {
+            return Ok(bytes);
+        }
+        state
+            .source_tiles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bytes = match format {
+            Format::Mvt => state.source.tile(layers, tile).await?,
+            Format::GeoJson => {
+                feature_collection(&state.source.tile_features(layers, tile).await?, None)
+                    .into_bytes()
             }
-        })
+        };
+        if let Some(shared) = &shared {
+            shared.put(&shared_key, &bytes).await;
+        }
+        Ok::<_, AppError>(bytes)
+    };
+    state
+        .tiles
+        .get_or_make(key, cacheable, make)
         .await
         .map_err(|e| match e.as_ref() {
             AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
             AppError::NotFound(m) => AppError::NotFound(m.clone()),
             AppError::Unavailable(m) => AppError::Unavailable(m.clone()),
             AppError::Internal(m) => AppError::Internal(m.clone()),
-        })?;
-    let media = match format {
-        Format::Mvt => MVT_TYPE,
-        Format::GeoJson => GEOJSON_TYPE,
-    };
-    Ok(send_tile(&state, &headers, &encoded, media))
+        })
 }
 
 /// Content codings a client accepts, best first among those we keep: br, gzip, identity.

@@ -85,21 +85,12 @@ pub async fn warm_here(
             let (state, names, progress) = (state.clone(), names.clone(), progress.clone());
             async move {
                 let refs: Vec<&LayerConfig> = layers.iter().collect();
-                let cacheable = refs.iter().all(|l| l.caches(tile.z));
                 let key = TileKey {
                     layers: names,
                     tile,
                     format: Format::Mvt,
                 };
-                let source = state.source.clone();
-                let _ = state
-                    .tiles
-                    .get_or_make(
-                        key,
-                        cacheable,
-                        async move { source.tile(&refs, tile).await },
-                    )
-                    .await;
+                let _ = crate::tiles::routes::cached_tile(&state, &refs, key).await;
                 progress.done.fetch_add(1, Ordering::Relaxed);
             }
         })
