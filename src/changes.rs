@@ -51,6 +51,9 @@ impl Change {
 /// Applies one change to this instance: drop touched tiles; flag a graph rebuild if needed.
 pub fn apply(state: &AppState, change: &Change, rebuild: &Notify) {
     let bounds = change.bounds();
+    state
+        .data_version
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     state.tiles.invalidate_bbox(bounds);
     if let Some(shared) = state.shared.clone() {
         let max_zoom = state.config.max_zoom;
@@ -114,6 +117,9 @@ async fn listen(state: AppState, url: String, rebuild: Arc<Notify>) {
                 "LISTEN connection restored; dropping cached tiles and rebuilding the graph"
             );
             state.tiles.invalidate_bbox(None);
+            state
+                .data_version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Some(shared) = state.shared.clone() {
                 tokio::spawn(async move { shared.invalidate(None, 0).await });
             }

@@ -241,6 +241,23 @@ async fn etags_encodings_and_the_size_bound() {
             .unwrap();
         assert_eq!(r.status(), 304, "{path}");
     }
+    // Feature pages are streamed (chunked, no Content-Length) and gzip-compressed on the fly.
+    let page = client
+        .get(format!("{base}/collections/nodes/items?limit=1400"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    assert!(page.headers().get("content-length").is_none());
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&page.bytes().await.unwrap()[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["numberReturned"], 1400);
+    assert_eq!(v["features"].as_array().unwrap().len(), 1400);
+
     // Fill past the 1 MiB bound: bytes held stay under it.
     for z in 9..=12u32 {
         for t in coeqwal_network_api::tiles::grid::TileCoord::covering(

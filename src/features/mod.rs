@@ -8,12 +8,14 @@ use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::source::ItemsQuery;
 use crate::tiles::grid::parse_bbox;
-use crate::tiles::routes::{feature_collection, path};
+use crate::tiles::routes::path;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
-use serde_json::{Map, Value, json};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
 
 /// Largest offset accepted, to keep arithmetic and the database's work bounded.
 pub const MAX_OFFSET: usize = 10_000_000;
@@ -96,34 +98,87 @@ pub async fn items(
         .first()
         .ok_or_else(|| AppError::not_found("no layer named"))?;
     let query = parse_items_query(raw.as_deref(), layer, &state.config)?;
-    let page = state.source.items(layer, &query).await?;
-    let returned = page.features.len();
-    let mut extra = Map::new();
-    extra.insert("numberMatched".into(), json!(page.number_matched));
-    extra.insert("numberReturned".into(), json!(returned));
+    // Counting first surfaces a database failure as a 503 before any byte is sent.
+    let matched = state.source.count(layer, &query).await?;
     let base = format!(
         "{}/collections/{}/items",
         state.base_url(&headers),
         layer.name
     );
-    let mut links = vec![
-        json!({"rel": "self", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), query.offset)}),
-    ];
-    if (query.offset + returned) < page.number_matched as usize && returned > 0 {
-        links.push(json!({"rel": "next", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), query.offset + returned)}));
+    let etag = format!(
+        "\"{:016x}\"",
+        xxhash_rust::xxh3::xxh3_64(
+            format!(
+                "{base}?{}|{}|{matched}",
+                raw.as_deref().unwrap_or(""),
+                state
+                    .data_version
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            )
+            .as_bytes()
+        )
+    );
+    let mut out = HeaderMap::new();
+    out.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(|e| AppError::Internal(e.to_string()))?,
+    );
+    if let Ok(v) = HeaderValue::from_str(&state.config.cache_control) {
+        out.insert(header::CACHE_CONTROL, v);
     }
-    if query.offset > 0 {
-        let prev = query.offset.saturating_sub(query.limit);
-        links.push(json!({"rel": "prev", "type": "application/geo+json", "href": page_url(&base, raw.as_deref(), prev)}));
+    out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if crate::tiles::routes::not_modified(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
-    extra.insert("links".into(), Value::Array(links));
-    let body = feature_collection(&page.features, Some(&extra)).into_bytes();
-    Ok(crate::tiles::routes::send_document(
-        &state,
-        &headers,
-        body,
-        crate::tiles::routes::GEOJSON_TYPE,
-    ))
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::tiles::routes::GEOJSON_TYPE),
+    );
+
+    // Features flow from the source through a small bounded channel straight to the client.
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
+    let (source, layer_owned, q) = (state.source.clone(), layer.clone(), query.clone());
+    tokio::spawn(async move {
+        if let Err(e) = source.stream_items(&layer_owned, &q, tx).await {
+            tracing::warn!(error = %e, "feature page stopped early");
+        }
+    });
+    let raw_query = raw.clone();
+    let tail = move |returned: usize| -> String {
+        let mut links = vec![
+            json!({"rel": "self", "type": "application/geo+json", "href": page_url(&base, raw_query.as_deref(), query.offset)}),
+        ];
+        if (query.offset + returned) < matched as usize && returned > 0 {
+            links.push(json!({"rel": "next", "type": "application/geo+json", "href": page_url(&base, raw_query.as_deref(), query.offset + returned)}));
+        }
+        if query.offset > 0 {
+            let prev = query.offset.saturating_sub(query.limit);
+            links.push(json!({"rel": "prev", "type": "application/geo+json", "href": page_url(&base, raw_query.as_deref(), prev)}));
+        }
+        format!(
+            "],\"numberMatched\":{matched},\"numberReturned\":{returned},\"links\":{}}}",
+            Value::Array(links)
+        )
+    };
+    let head = futures::stream::once(async {
+        Ok::<_, std::convert::Infallible>(Bytes::from_static(
+            b"{\"type\":\"FeatureCollection\",\"features\":[",
+        ))
+    });
+    // Each feature goes out as it arrives; the tail follows once the page is complete.
+    let features =
+        futures::stream::unfold((rx, 0usize, Some(tail)), |(mut rx, n, tail)| async move {
+            match rx.recv().await {
+                Some(f) => {
+                    let chunk = if n == 0 { f } else { format!(",{f}") };
+                    Some((Ok(Bytes::from(chunk)), (rx, n + 1, tail)))
+                }
+                None => tail.map(|t| (Ok(Bytes::from(t(n))), (rx, n, None))),
+            }
+        });
+    // Fused: the compression layer may poll once more after the end.
+    let body = axum::body::Body::from_stream(head.chain(features).fuse());
+    Ok((out, body).into_response())
 }
 
 /// The same query with another offset.

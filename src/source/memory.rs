@@ -6,8 +6,7 @@
 //! R-tree for the buffered tile and hands each hit to `tiles::mvt`, which mirrors PostGIS.
 
 use super::{
-    ItemsPage, ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source,
-    feature_json,
+    ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source, feature_json,
 };
 use crate::config::{GeometryKind, LayerConfig};
 use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
@@ -398,31 +397,40 @@ impl Source for MemorySource {
         Ok(out)
     }
 
-    async fn items(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<ItemsPage> {
+    async fn count(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<u64> {
+        Ok(self.matching(layer, query)?.len() as u64)
+    }
+
+    async fn stream_items(
+        &self,
+        layer: &LayerConfig,
+        query: &ItemsQuery,
+        out: tokio::sync::mpsc::Sender<String>,
+    ) -> AppResult<u64> {
         let data = self.layer(&layer.name)?;
         let hits = self.matching(layer, query)?;
-        let features = hits
-            .iter()
-            .skip(query.offset)
-            .take(query.limit)
-            .filter_map(|&i| {
-                let item = &data.items[i];
-                let g = match (&query.bbox, query.clip) {
-                    (Some(b), true) => clip_to(&item.lonlat, b)?,
-                    _ => item.lonlat.clone(),
-                };
-                Some(feature_json(
-                    None,
-                    item.id,
-                    &geometry_value(&g),
-                    &properties(layer, item.id, &item.props),
-                ))
-            })
-            .collect();
-        Ok(ItemsPage {
-            number_matched: hits.len() as u64,
-            features,
-        })
+        let mut sent = 0;
+        for &i in hits.iter().skip(query.offset).take(query.limit) {
+            let item = &data.items[i];
+            let g = match (&query.bbox, query.clip) {
+                (Some(b), true) => match clip_to(&item.lonlat, b) {
+                    Some(g) => g,
+                    None => continue,
+                },
+                _ => item.lonlat.clone(),
+            };
+            let f = feature_json(
+                None,
+                item.id,
+                &geometry_value(&g),
+                &properties(layer, item.id, &item.props),
+            );
+            if out.send(f).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        Ok(sent)
     }
 
     async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>> {

@@ -29,15 +29,6 @@ pub struct ItemsQuery {
     pub filters: Vec<(String, String)>,
 }
 
-/// One page of features.
-#[derive(Debug, Clone, Default)]
-pub struct ItemsPage {
-    /// Features matching the query, before paging.
-    pub number_matched: u64,
-    /// The page, each a GeoJSON Feature as JSON text.
-    pub features: Vec<String>,
-}
-
 /// Size and extent of a layer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LayerStats {
@@ -99,8 +90,18 @@ pub trait Source: Send + Sync {
         tile: TileCoord,
     ) -> AppResult<Vec<String>>;
 
-    /// One page of a layer's features, in id order.
-    async fn items(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<ItemsPage>;
+    /// How many features match the query, before paging.
+    async fn count(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<u64>;
+
+    /// Sends one page of features (GeoJSON Feature text each), in id order, to `out` as they
+    /// are produced, so a large page never sits whole in memory; stops early when `out`
+    /// closes (the client went away). Returns how many were sent.
+    async fn stream_items(
+        &self,
+        layer: &LayerConfig,
+        query: &ItemsQuery,
+        out: tokio::sync::mpsc::Sender<String>,
+    ) -> AppResult<u64>;
 
     /// One feature by id, as a GeoJSON Feature (JSON text).
     async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>>;

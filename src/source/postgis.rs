@@ -5,9 +5,7 @@
 //! that concatenates an `ST_AsMVT` per requested layer, each filtered by the GiST index on the
 //! buffered tile envelope. sqlx prepares each distinct statement once per connection.
 
-use super::{
-    ItemsPage, ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source,
-};
+use super::{ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source};
 use crate::config::{GeometryKind, LayerConfig, quote_ident};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
@@ -246,14 +244,27 @@ impl Source for PostgisSource {
             .collect()
     }
 
-    async fn items(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<ItemsPage> {
-        let (cond, mut binds) = items_where(layer, query)?;
-        let table = quote_ident(&layer.table);
-        let count_sql = format!("SELECT count(*) FROM {table} t WHERE {cond}");
-        let number_matched: i64 = bind_all(sqlx::query(&count_sql), &binds)
+    async fn count(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<u64> {
+        let (cond, binds) = items_where(layer, query)?;
+        let sql = format!(
+            "SELECT count(*) FROM {} t WHERE {cond}",
+            quote_ident(&layer.table)
+        );
+        let n: i64 = bind_all(sqlx::query(&sql), &binds)
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
+        Ok(n as u64)
+    }
+
+    async fn stream_items(
+        &self,
+        layer: &LayerConfig,
+        query: &ItemsQuery,
+        out: tokio::sync::mpsc::Sender<String>,
+    ) -> AppResult<u64> {
+        use futures::TryStreamExt;
+        let (cond, mut binds) = items_where(layer, query)?;
         let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
         let geom_out = if query.clip && query.bbox.is_some() {
             format!("ST_ClipByBox2D({geom}, ST_MakeEnvelope($1, $2, $3, $4, 4326)::box2d)")
@@ -264,24 +275,23 @@ impl Source for PostgisSource {
         let limit_at = binds.len();
         binds.push(BindValue::Int(query.offset as i64));
         let offset_at = binds.len();
-        let page_sql = format!(
+        let sql = format!(
             "SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', ST_AsGeoJSON({geom_out})::json, \
                'properties', {props})::text FROM {table} t WHERE {cond} \
              ORDER BY t.{id} LIMIT ${limit_at} OFFSET ${offset_at}",
             id = quote_ident(&layer.id_column),
             props = json_props(layer),
+            table = quote_ident(&layer.table),
         );
-        let rows = bind_all(sqlx::query(&page_sql), &binds)
-            .fetch_all(&self.pool)
-            .await?;
-        let features = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ItemsPage {
-            number_matched: number_matched as u64,
-            features,
-        })
+        let mut rows = bind_all(sqlx::query(&sql), &binds).fetch(&self.pool);
+        let mut sent = 0;
+        while let Some(row) = rows.try_next().await? {
+            if out.send(row.try_get::<String, _>(0)?).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        Ok(sent)
     }
 
     async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>> {
