@@ -353,7 +353,7 @@ impl Source for MemorySource {
             hits.sort_by_key(|i| i.id);
             let tol = layer.simplify_units();
             let features = hits.into_iter().filter_map(|item| {
-                tile_geometry(&item.merc, &tile, tol).map(|g| (item.id, g, item.props.clone()))
+                tile_geometry(&item.merc, &tile, tol).map(|g| (item.id, g, item.props.as_slice()))
             });
             if let Some(l) = encode_layer(layer, features) {
                 out.push(l);

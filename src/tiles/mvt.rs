@@ -309,9 +309,9 @@ fn orient(p: Polygon<f64>) -> Polygon<f64> {
 }
 
 /// Builds one MVT layer from features already in tile units.
-pub fn encode_layer(
+pub fn encode_layer<'a>(
     layer: &LayerConfig,
-    features: impl Iterator<Item = (i64, Geometry<f64>, Vec<Value>)>,
+    features: impl Iterator<Item = (i64, Geometry<f64>, &'a [Value])>,
 ) -> Option<tile::Layer> {
     let mut tags = TagsBuilder::new();
     let mut out = Vec::new();
@@ -324,7 +324,7 @@ pub fn encode_layer(
         let (k, v) = tags.insert_ref("id", int_value(id));
         t.extend([k, v]);
         for (p, value) in layer.properties.iter().zip(props) {
-            if let Some(value) = tile_value(&value, p.kind) {
+            if let Some(value) = tile_value(value, p.kind) {
                 let (k, v) = tags.insert_ref(&p.name, value);
                 t.extend([k, v]);
             }
