@@ -338,10 +338,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             crate::changes::spawn(state.clone(), url.clone());
         }
     }
+    let grace = std::time::Duration::from_secs(state.config.shutdown_grace_secs);
+    let source = state.source.clone();
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // On SIGTERM (how ECS stops a task) or Ctrl-C: stop accepting, let requests in flight
+    // finish for up to the grace period, close the pool, exit 0.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(?grace, "shutting down: finishing requests in flight");
+        signalled.notify_one();
+    });
+    let deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        _ = deadline => tracing::warn!("grace period over; exiting with requests still in flight"),
+    }
+    source.close().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

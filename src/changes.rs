@@ -56,12 +56,16 @@ pub fn apply(state: &AppState, change: &Change, rebuild: &Notify) {
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     state.tiles.invalidate_bbox(bounds);
     if let Some(shared) = state.shared.clone() {
-        let max_zoom = state.config.max_zoom;
+        let (max_zoom, tiles) = (state.config.max_zoom, state.tiles.clone());
         tokio::spawn(async move {
+            // Memory again after Redis: a request in between may have copied a stale Redis
+            // tile into memory. Once more a moment later, for a tile generated from the old
+            // data meanwhile.
             shared.invalidate(bounds, max_zoom).await;
-            // Once more a moment later, for a tile generated from the old data meanwhile.
+            tiles.invalidate_bbox(bounds);
             tokio::time::sleep(Duration::from_secs(1)).await;
             shared.invalidate(bounds, max_zoom).await;
+            tiles.invalidate_bbox(bounds);
         });
     }
     let graph_tables: Vec<&str> = [NODE_LAYER, ARC_LAYER]

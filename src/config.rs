@@ -37,6 +37,8 @@ pub struct Config {
     pub cache_size_mb: u64,
     /// `Cache-Control` of tiles, TileJSON and GeoJSON.
     pub cache_control: String,
+    /// Seconds requests in flight may take to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
     /// Redis URL of the shared second cache level; none when absent.
     pub redis_url: Option<String>,
     /// Zooms `/api/workshop/status` warms over the data's extent, as `A-B`.
@@ -270,6 +272,7 @@ impl Default for Config {
             cache_control: "public, max-age=300".into(),
             warm_zooms: "0-12".into(),
             redis_url: None,
+            shutdown_grace_secs: 20,
             layers: default_layers(),
         }
     }

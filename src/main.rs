@@ -51,8 +51,20 @@ enum Command {
     Migrate,
     /// Load GeoJSON layer files (or folders of nodes/arcs/demand_units.geojson) into PostGIS.
     Import(ImportArgs),
+    /// Exit 0 when the server answers GET /health with 200, else 1 (for container health checks).
+    Healthcheck(HealthArgs),
     /// Fill a running server's tile cache: request every tile over the data at the given zooms.
     Warm(WarmArgs),
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// URL to check [default: http://127.0.0.1:PORT/health, PORT from LISTEN or 8000].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -96,6 +108,9 @@ struct ServeArgs {
     /// Tile cache size in MiB; 0 disables it [default: 256].
     #[arg(long, env = "CACHE_SIZE_MB", value_name = "MIB")]
     cache_size_mb: Option<u64>,
+    /// Seconds requests in flight may take to finish after SIGTERM [default: 20].
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    shutdown_grace_secs: Option<u64>,
     /// Redis for the shared second cache level [default: none].
     #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
     redis_url: Option<String>,
@@ -138,6 +153,9 @@ fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = serve.cache_size_mb {
         config.cache_size_mb = v;
+    }
+    if let Some(v) = serve.shutdown_grace_secs {
+        config.shutdown_grace_secs = v;
     }
     if let Some(v) = &serve.redis_url
         && !v.is_empty()
@@ -182,6 +200,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             println!("migrations applied");
             Ok(())
+        }
+        Some(Command::Healthcheck(args)) => {
+            let url = args.url.unwrap_or_else(|| {
+                let listen = std::env::var("LISTEN").unwrap_or_else(|_| "0.0.0.0:8000".into());
+                let port = listen.rsplit(':').next().unwrap_or("8000").to_string();
+                format!("http://127.0.0.1:{port}/health")
+            });
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(args.timeout))
+                .build()?;
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => Ok(()),
+                Ok(r) => {
+                    eprintln!("unhealthy: {url} answered {}", r.status());
+                    std::process::exit(1)
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {url}: {e}");
+                    std::process::exit(1)
+                }
+            }
         }
         Some(Command::Warm(args)) => {
             let zooms = coeqwal_network_api::tiles::warm::parse_zooms(&args.zooms, 30)

@@ -118,6 +118,9 @@ pub trait Source: Send + Sync {
 
     /// Whether the source can answer now.
     async fn ready(&self) -> AppResult<()>;
+
+    /// Releases connections at shutdown.
+    async fn close(&self) {}
 }
 
 /// Builds a GeoJSON Feature's JSON text from its parts; `layer` adds a foreign member.
