@@ -3,9 +3,11 @@
 #
 #   bench/vs-martin.sh            (DURATION=20s by default; ROUNDS=2)
 #
-# Installs oha and Martin from crates.io into bench/tools (ignored by git) when missing, starts
+# Installs Martin from crates.io into bench/tools (ignored by git) and wrk from Debian's packages
+# when missing, starts
 # a throwaway PostGIS (or uses DATABASE_URL), imports the CalSim3 data and the 1,000,000-line
-# synthetic table (bench/gen_lines.sql), then runs oha at 100 connections for a fixed duration:
+# synthetic table (bench/gen_lines.sql), then runs wrk (bench/urls.lua: rotates over a fixed URL
+# list, gzip accepted) at 100 connections for a fixed duration:
 #   warm:    500 fixed tiles z 6-12 over CalSim3 (all three layers), after one pass to fill caches
 #   cold:    caches off on both, the same CalSim3 tiles; and z 8-10 tiles of the synthetic lines
 #   memory:  our embedded memory source (--data) on the CalSim3 tiles, cache off
@@ -21,7 +23,7 @@ CONNS="${CONNS:-100}"
 DATA="${CALSIM3_DATA:-$(cd .. && pwd)/shared/data/calsim3}"
 TOOLS="$PWD/bench/tools"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-[[ -x "$TOOLS/bin/oha" ]] || cargo install oha --locked --root "$TOOLS"
+command -v wrk >/dev/null || ensure_command wrk wrk
 [[ -x "$TOOLS/bin/martin" ]] || cargo install martin@1.14.0 --locked --no-default-features --features postgres --root "$TOOLS"
 cargo build --release -q
 BIN="$PWD/target/release/coeqwal-network-api"
@@ -31,6 +33,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 [[ -n "${DATABASE_URL:-}" ]] || start_throwaway_pg
+trap cleanup EXIT  # start_throwaway_pg installed its own; ours stops it too
 "$BIN" migrate >/dev/null
 "$BIN" import --quiet "$DATA" >/dev/null
 psql -q "$DATABASE_URL" -f bench/gen_lines.sql >/dev/null 2>&1
@@ -142,20 +145,16 @@ fill() { # $1 url file: one sequential pass
   while read -r u; do curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$u"; done <"$1"
 }
 
-# Runs oha over a URL file; prints "rps p50_ms p99_ms errors".
+# Runs wrk (2 threads) over a URL file; prints "rps p50_ms p99_ms errors".
 load() { # $1 url file, $2 connections
-  "$TOOLS/bin/oha" --no-tui -j -z "$DURATION" -c "$2" -H 'Accept-Encoding: gzip' --urls-from-file "$1" >"$OUT/oha.json" 2>/dev/null
-  python3 - "$OUT/oha.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-s = d["summary"]; p = d["latencyPercentiles"]
-codes = d.get("statusCodeDistribution", {})
-bad = sum(v for k, v in codes.items() if not k.startswith("2") and k != "304") + sum(d.get("errorDistribution", {}).values())
-print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1000:.1f} {p["p99"]*1000:.1f} {bad}')
-EOF
+  local base
+  base=$(head -1 "$1" | grep -o '^http://[^/]*')
+  URLS_FILE="$1" wrk -t2 -c "$2" -d "$DURATION" -s bench/urls.lua "$base" >"$OUT/wrk.out" 2>"$OUT/wrk.json" \
+    || { echo "wrk failed on $1:" >&2; cat "$OUT/wrk.out" "$OUT/wrk.json" >&2; exit 1; }
+  python3 -c 'import json, sys; d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("%.0f %.1f %.1f %d" % (d["rps"], d["p50"], d["p99"], d["errors"]))' "$OUT/wrk.json"
 }
 
-best() { sort -n -r | head -1; }
+best() { sort -n -r | awk 'NR == 1'; }  # awk reads everything: no SIGPIPE under pipefail
 
 declare -A RESULT
 compare() { # $1 name, $2 ours url file, $3 martin url file, $4 conns

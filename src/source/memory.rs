@@ -12,13 +12,15 @@ use crate::config::{GeometryKind, LayerConfig};
 use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{Bounds, TileCoord, lonlat_to_mercator};
-use crate::tiles::mvt::{encode_layer, encode_tile, tile_geometry};
+use crate::tiles::mvt::{encode_layer, encode_tile, generalise, tile_geometry, to_tile};
 use async_trait::async_trait;
+use geo::CoordsIter;
 use geo::{BooleanOps, BoundingRect, Geometry, Intersects, MapCoords, Rect, Validation};
 use rstar::{AABB, RTree, RTreeObject};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// The sample network compiled into the binary.
 const SAMPLE: [(&str, &str); 3] = [
@@ -35,7 +37,13 @@ struct Item {
     lonlat: Geometry<f64>,
     merc: Geometry<f64>,
     props: Vec<Value>,
+    /// Per zoom, the generalised geometry, kept for features with many vertices: at low zoom
+    /// one polygon appears in many tiles and would be simplified again for each.
+    generalised: Option<Box<[OnceLock<Option<Geometry<f64>>>]>>,
 }
+
+/// Features with at least this many vertices keep their generalised geometry per zoom.
+const KEEP_GENERALISED_FROM: usize = 64;
 
 struct Entry {
     index: usize,
@@ -261,11 +269,14 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
             index: items.len(),
             envelope: merc_envelope(&b),
         });
+        let generalised = (merc.coords_count() >= KEEP_GENERALISED_FROM)
+            .then(|| (0..=30).map(|_| OnceLock::new()).collect());
         items.push(Item {
             id,
             lonlat,
             merc,
             props: f.props,
+            generalised,
         });
     }
     MemoryLayer {
@@ -353,7 +364,14 @@ impl Source for MemorySource {
             hits.sort_by_key(|i| i.id);
             let tol = layer.simplify_units();
             let features = hits.into_iter().filter_map(|item| {
-                tile_geometry(&item.merc, &tile, tol).map(|g| (item.id, g, item.props.as_slice()))
+                let g = match &item.generalised {
+                    Some(slots) => slots[tile.z.min(30) as usize]
+                        .get_or_init(|| generalise(&item.merc, tile.z, tol))
+                        .as_ref()
+                        .and_then(|g| to_tile(g, &tile)),
+                    None => tile_geometry(&item.merc, &tile, tol),
+                };
+                g.map(|g| (item.id, g, item.props.as_slice()))
             });
             if let Some(l) = encode_layer(layer, features) {
                 out.push(l);

@@ -21,23 +21,23 @@ use serde_json::Value;
 /// Fill rule of the polygon overlay (clipping and repair); measured closest to PostGIS.
 const POLYGON_FILL: FillRule = FillRule::NonZero;
 
-/// One feature ready to encode: its id, its geometry in Web Mercator, its property values.
-pub struct MercFeature<'a> {
-    /// Feature id.
-    pub id: i64,
-    /// Geometry in EPSG:3857 metres.
-    pub geometry: &'a Geometry<f64>,
-    /// Values aligned with the layer's properties.
-    pub props: &'a [Value],
-}
-
 /// Geometry of one feature in integer tile units, or `None` when nothing is left in the tile.
 pub fn tile_geometry(
     geometry: &Geometry<f64>,
     tile: &TileCoord,
     simplify_units: f64,
 ) -> Option<Geometry<f64>> {
-    let unit = tile.unit_m();
+    to_tile(&generalise(geometry, tile.z, simplify_units)?, tile)
+}
+
+/// The zoom-dependent part of [`tile_geometry`] (Web Mercator in, Web Mercator out): the
+/// layer's simplification, the drop of sub-unit specks, and `ST_AsMVTGeom`'s own one-unit
+/// reduction. The same for every tile of a zoom, so callers may keep it.
+pub fn generalise(geometry: &Geometry<f64>, z: u8, simplify_units: f64) -> Option<Geometry<f64>> {
+    let unit = 2.0 * crate::tiles::grid::WORLD_HALF / (1u64 << z) as f64 / EXTENT as f64;
+    if matches!(geometry, Geometry::Point(_) | Geometry::MultiPoint(_)) {
+        return Some(geometry.clone());
+    }
     let simplified;
     let geometry = if simplify_units > 0.0 {
         simplified = simplify(geometry, simplify_units * unit);
@@ -45,18 +45,16 @@ pub fn tile_geometry(
     } else {
         geometry
     };
-    let reduced;
-    let geometry = if !matches!(geometry, Geometry::Point(_) | Geometry::MultiPoint(_)) {
-        let r = geometry.bounding_rect()?;
-        if r.width() < unit / 2.0 && r.height() < unit / 2.0 {
-            return None;
-        }
-        // ST_AsMVTGeom drops points closer than one tile unit, then simplifies by one unit.
-        reduced = simplify(&remove_repeated(geometry, unit), unit);
-        &reduced
-    } else {
-        geometry
-    };
+    let r = geometry.bounding_rect()?;
+    if r.width() < unit / 2.0 && r.height() < unit / 2.0 {
+        return None;
+    }
+    // ST_AsMVTGeom drops points closer than one tile unit, then simplifies by one unit.
+    Some(simplify(&remove_repeated(geometry, unit), unit))
+}
+
+/// The tile-dependent part of [`tile_geometry`]: snap, clip to the buffer, repair, orient.
+pub fn to_tile(geometry: &Geometry<f64>, tile: &TileCoord) -> Option<Geometry<f64>> {
     // PostGIS snaps to the integer grid before clipping (and again after): so do we.
     let local = geometry.map_coords(|c| {
         let (x, y) = tile.to_tile_units(c.x, c.y);
@@ -239,13 +237,16 @@ fn snap_closed_ring(ls: &LineString<f64>) -> Option<LineString<f64>> {
 /// vertex is bent through that vertex, so a spike thinner than a pixel becomes a zero-area
 /// back-track that the overlay removes instead of a sliver it would keep.
 fn snap_round(p: &Polygon<f64>) -> Polygon<f64> {
-    let vertices: Vec<Coord<f64>> = p
+    // Vertices sorted by x, so each edge looks only at those within its x range.
+    let mut vertices: Vec<Coord<f64>> = p
         .exterior()
         .0
         .iter()
         .chain(p.interiors().iter().flat_map(|r| r.0.iter()))
         .copied()
         .collect();
+    vertices.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+    vertices.dedup();
     let ring = |r: &LineString<f64>| -> LineString<f64> {
         let mut out: Vec<Coord<f64>> = Vec::with_capacity(r.0.len());
         for w in r.0.windows(2) {
@@ -258,10 +259,11 @@ fn snap_round(p: &Polygon<f64>) -> Polygon<f64> {
             }
             let (minx, maxx) = (a.x.min(b.x) - 0.5, a.x.max(b.x) + 0.5);
             let (miny, maxy) = (a.y.min(b.y) - 0.5, a.y.max(b.y) + 0.5);
-            let mut hits: Vec<(f64, Coord<f64>)> = vertices
+            let start = vertices.partition_point(|v| v.x < minx);
+            let mut hits: Vec<(f64, Coord<f64>)> = vertices[start..]
                 .iter()
-                .filter(|v| **v != a && **v != b)
-                .filter(|v| v.x >= minx && v.x <= maxx && v.y >= miny && v.y <= maxy)
+                .take_while(|v| v.x <= maxx)
+                .filter(|v| **v != a && **v != b && v.y >= miny && v.y <= maxy)
                 .filter_map(|v| {
                     let t = ((v.x - a.x) * dx + (v.y - a.y) * dy) / len2;
                     if t <= 0.0 || t >= 1.0 {
