@@ -39,8 +39,11 @@ struct Item {
     props: Vec<Value>,
     /// Per zoom, the generalised geometry, kept for features with many vertices: at low zoom
     /// one polygon appears in many tiles and would be simplified again for each.
-    generalised: Option<Box<[OnceLock<Option<Geometry<f64>>>]>>,
+    generalised: Option<PerZoom>,
 }
+
+/// One slot per zoom (0 to 30), filled on first use.
+type PerZoom = Box<[OnceLock<Option<Geometry<f64>>>]>;
 
 /// Features with at least this many vertices keep their generalised geometry per zoom.
 const KEEP_GENERALISED_FROM: usize = 64;
