@@ -180,12 +180,11 @@ fn snap_ring(ls: &LineString<f64>) -> Vec<Coord<f64>> {
 fn clip_lines(mls: MultiLineString<f64>, clip: &Rect<f64>) -> Option<Geometry<f64>> {
     let inside = mls.0.iter().all(|l| l.0.iter().all(|c| in_rect(c, clip)));
     let clipped = if inside {
-        mls
+        mls.0
     } else {
-        clip.to_polygon().clip(&mls, false)
+        mls.0.iter().flat_map(|l| clip_polyline(l, clip)).collect()
     };
     let lines: Vec<LineString<f64>> = clipped
-        .0
         .iter()
         .map(snap_ring)
         .filter(|c| c.len() >= 2)
@@ -196,6 +195,69 @@ fn clip_lines(mls: MultiLineString<f64>, clip: &Rect<f64>) -> Option<Geometry<f6
         1 => lines.into_iter().next().map(Geometry::LineString),
         _ => Some(Geometry::MultiLineString(MultiLineString::new(lines))),
     }
+}
+
+/// Liang-Barsky clipping of each segment; consecutive pieces that join stay one line.
+fn clip_polyline(line: &LineString<f64>, r: &Rect<f64>) -> Vec<LineString<f64>> {
+    let mut out: Vec<Vec<Coord<f64>>> = Vec::new();
+    let mut current: Vec<Coord<f64>> = Vec::new();
+    for w in line.0.windows(2) {
+        match clip_segment(w[0], w[1], r) {
+            Some((a, b)) => {
+                if current.last() != Some(&a) {
+                    if current.len() >= 2 {
+                        out.push(std::mem::take(&mut current));
+                    }
+                    current.clear();
+                    current.push(a);
+                }
+                current.push(b);
+            }
+            None => {
+                if current.len() >= 2 {
+                    out.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            }
+        }
+    }
+    if current.len() >= 2 {
+        out.push(current);
+    }
+    out.into_iter().map(LineString::new).collect()
+}
+
+/// The part of segment `a`-`b` inside `r`, if any.
+fn clip_segment(a: Coord<f64>, b: Coord<f64>, r: &Rect<f64>) -> Option<(Coord<f64>, Coord<f64>)> {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-dx, a.x - r.min().x),
+        (dx, r.max().x - a.x),
+        (-dy, a.y - r.min().y),
+        (dy, r.max().y - a.y),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+            if t0 > t1 {
+                return None;
+            }
+        }
+    }
+    let at = |t: f64| Coord {
+        x: a.x + t * dx,
+        y: a.y + t * dy,
+    };
+    Some((at(t0), at(t1)))
 }
 
 fn in_rect(c: &Coord<f64>, r: &Rect<f64>) -> bool {
