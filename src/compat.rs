@@ -141,23 +141,42 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
+/// A `limit`/`region` list of `count` graph elements, each shaped by `element`.
+fn region_list(
+    state: &AppState,
+    uri: &Uri,
+    raw: Option<&str>,
+    count: impl Fn(&Graph) -> usize,
+    props: impl Fn(&Graph, u32) -> &Map<String, Value>,
+    element: impl Fn(&Graph, u32) -> Value,
+) -> AppResult<Response> {
+    let p = Params::parse(raw, &["limit", "region"])?;
+    let limit = p.int("limit", 1, 10_000, Some(1000))?.unwrap_or(1000) as usize;
+    answer(state, uri, |g| {
+        Ok(Value::Array(
+            (0..count(g) as u32)
+                .filter(|&i| region_matches(props(g, i), p.get("region")))
+                .take(limit)
+                .map(|i| element(g, i))
+                .collect(),
+        ))
+    })
+}
+
 /// `GET /api/nodes?limit=1000&region=`.
 pub async fn nodes(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
-    let p = Params::parse(raw.as_deref(), &["limit", "region"])?;
-    let limit = p.int("limit", 1, 10_000, Some(1000))?.unwrap_or(1000) as usize;
-    answer(&state, &uri, |g| {
-        Ok(Value::Array(
-            (0..g.nodes.len() as u32)
-                .filter(|&n| region_matches(&g.nodes[n as usize].properties, p.get("region")))
-                .take(limit)
-                .map(|n| node_element(g, n))
-                .collect(),
-        ))
-    })
+    region_list(
+        &state,
+        &uri,
+        raw.as_deref(),
+        |g| g.nodes.len(),
+        |g, i| &g.nodes[i as usize].properties,
+        node_element,
+    )
 }
 
 /// `GET /api/arcs?limit=1000&region=`.
@@ -166,17 +185,14 @@ pub async fn arcs(
     OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
-    let p = Params::parse(raw.as_deref(), &["limit", "region"])?;
-    let limit = p.int("limit", 1, 10_000, Some(1000))?.unwrap_or(1000) as usize;
-    answer(&state, &uri, |g| {
-        Ok(Value::Array(
-            (0..g.arcs.len() as u32)
-                .filter(|&a| region_matches(&g.arcs[a as usize].properties, p.get("region")))
-                .take(limit)
-                .map(|a| arc_element(g, a))
-                .collect(),
-        ))
-    })
+    region_list(
+        &state,
+        &uri,
+        raw.as_deref(),
+        |g| g.arcs.len(),
+        |g, i| &g.arcs[i as usize].properties,
+        arc_element,
+    )
 }
 
 /// The lowest zoom at which `/api/nodes/spatial` lists a node type: reservoirs always, plants

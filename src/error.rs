@@ -12,7 +12,7 @@ use serde_json::json;
 pub type AppResult<T> = Result<T, AppError>;
 
 /// What went wrong, by who can fix it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed: 400.
     #[error("{0}")]

@@ -91,12 +91,8 @@ pub async fn cached_tile(
         .tiles
         .get_or_make(key, cacheable, make)
         .await
-        .map_err(|e| match e.as_ref() {
-            AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
-            AppError::NotFound(m) => AppError::NotFound(m.clone()),
-            AppError::Unavailable(m) => AppError::Unavailable(m.clone()),
-            AppError::Internal(m) => AppError::Internal(m.clone()),
-        })
+        // Every request that waited on this generation gets the same error.
+        .map_err(|e| (*e).clone())
 }
 
 /// Content codings a client accepts, best first among those we keep: br, gzip, identity.
