@@ -182,7 +182,7 @@ pub fn read_routes() -> Router<AppState> {
         .route("/api/nodes/{id}/network", get(compat::node_network_route))
         .route(
             "/api/network/analysis/node/{id}",
-            get(compat::network_analysis_node),
+            get(compat::node_analysis_route),
         )
         .route("/api/workshop/status", get(compat::workshop_status))
         .route("/metrics", get(metrics))

@@ -361,18 +361,9 @@ async fn analysis(
     })
 }
 
-/// `GET /api/nodes/{id}/analysis?max_depth=3`.
+/// `GET /api/nodes/{id}/analysis?max_depth=3`, also served at the original's second path
+/// `GET /api/network/analysis/node/{id}`.
 pub async fn node_analysis_route(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    id: Result<Path<String>, PathRejection>,
-    RawQuery(raw): RawQuery,
-) -> AppResult<Response> {
-    analysis(state, uri, path(id)?, raw).await
-}
-
-/// `GET /api/network/analysis/node/{id}`: the same analysis under the original's second path.
-pub async fn network_analysis_node(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     id: Result<Path<String>, PathRejection>,

@@ -51,28 +51,7 @@ fn with_database(url: &str, db: &str) -> String {
 
 /// A new empty database with the migrations applied; returns its URL and a pool.
 pub async fn fresh_database(tag: &str) -> (String, PgPool) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let admin_url = database_url();
-    let name = format!(
-        "t_{tag}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    );
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .expect("connect to DATABASE_URL");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-        .execute(&admin)
-        .await
-        .expect("drop test database");
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&admin)
-        .await
-        .expect("create test database");
-    admin.close().await;
-    let url = with_database(&admin_url, &name);
+    let url = empty_database(tag).await;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect(&url)
@@ -144,7 +123,7 @@ pub async fn empty_database(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let admin_url = database_url();
     let name = format!(
-        "t_{tag}_empty_{}_{}",
+        "t_{tag}_{}_{}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     );
