@@ -17,7 +17,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 use std::sync::Arc;
@@ -149,7 +149,9 @@ pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
     }
     if let Some(url) = &config.database_url {
         let pool = connect(url, config.db_pool_size).await?;
-        return Ok(Arc::new(PostgisSource::new(pool)));
+        return Ok(Arc::new(
+            PostgisSource::new(pool).with_slow_query_ms(config.slow_query_ms),
+        ));
     }
     Ok(Arc::new(MemorySource::sample(&config.layers)?))
 }
@@ -165,7 +167,14 @@ pub fn read_routes() -> Router<AppState> {
             "/tiles/{layers}/{z}/{x}/{y}",
             get(crate::tiles::routes::tile),
         )
+        .route("/conformance", get(crate::features::ogc::conformance))
+        .route("/collections", get(crate::features::ogc::collections))
+        .route("/collections/{layer}", get(crate::features::ogc::collection))
         .route("/collections/{layer}/items", get(crate::features::items))
+        .route(
+            "/collections/{layer}/items/{id}",
+            get(crate::features::ogc::item),
+        )
         .route("/network/nodes/{code}", get(network::node_summary))
         .route("/network/nodes/{code}/upstream", get(network::upstream))
         .route("/network/nodes/{code}/downstream", get(network::downstream))
@@ -185,7 +194,7 @@ pub fn read_routes() -> Router<AppState> {
             get(compat::node_analysis_route),
         )
         .route("/api/workshop/status", get(compat::workshop_status))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::telemetry::metrics))
         .fallback(not_found)
 }
 
@@ -210,7 +219,11 @@ pub const READ_PATTERNS: &[&str] = &[
     "/catalog",
     "/tiles/{name}",
     "/tiles/{layers}/{z}/{x}/{y}",
+    "/conformance",
+    "/collections",
+    "/collections/{layer}",
     "/collections/{layer}/items",
+    "/collections/{layer}/items/{id}",
     "/network/nodes/{code}",
     "/network/nodes/{code}/upstream",
     "/network/nodes/{code}/downstream",
@@ -237,66 +250,12 @@ pub fn router(state: AppState) -> Router {
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers(Any);
     read_routes()
+        .merge(crate::web::routes(&state))
         .route("/api/batch", axum::routing::post(compat::batch))
         .layer(CompressionLayer::new())
         .layer(cors)
+        .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
-}
-
-/// The process-wide Prometheus recorder (installed once, shared by every server in a process).
-fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .ok()
-        })
-        .as_ref()
-}
-
-/// `GET /metrics`: Prometheus text; the tile cache by layer set.
-async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
-    let handle =
-        prometheus().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
-    let (tiles, bytes) = state.tiles.usage().await;
-    metrics::gauge!("tile_cache_entries").set(tiles as f64);
-    metrics::gauge!("tile_cache_bytes").set(bytes as f64);
-    metrics::gauge!("tile_cache_capacity_bytes")
-        .set((state.config.cache_size_mb * 1024 * 1024) as f64);
-    for (layers, c) in state.tiles.counters() {
-        let l = layers.to_string();
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        metrics::counter!("tile_cache_hits_total", "layers" => l.clone()).absolute(load(&c.hits));
-        metrics::counter!("tile_cache_misses_total", "layers" => l.clone())
-            .absolute(load(&c.misses));
-        metrics::counter!("tile_cache_evictions_total", "layers" => l.clone())
-            .absolute(load(&c.evictions));
-        metrics::counter!("tile_cache_invalidations_total", "layers" => l)
-            .absolute(load(&c.invalidations));
-    }
-    metrics::counter!("tile_source_generations_total").absolute(
-        state
-            .source_tiles
-            .load(std::sync::atomic::Ordering::Relaxed),
-    );
-    if let Some(shared) = &state.shared {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        metrics::counter!("tile_cache_redis_hits_total").absolute(load(&shared.hits));
-        metrics::counter!("tile_cache_redis_misses_total").absolute(load(&shared.misses));
-    }
-    let graph = state.network.graph();
-    metrics::gauge!("network_graph_nodes").set(graph.nodes.len() as f64);
-    metrics::gauge!("network_graph_arcs").set(graph.arcs.len() as f64);
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        handle.render(),
-    )
-        .into_response())
 }
 
 async fn not_found() -> AppError {

@@ -43,6 +43,14 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Zooms `/api/workshop/status` warms over the data's extent, as `A-B`.
     pub warm_zooms: String,
+    /// Folder served at `/web/...`; its `index.html` is the viewer at `/`.
+    pub web_dir: PathBuf,
+    /// Folder of MapLibre styles served at `/styles/{name}.json`.
+    pub styles_dir: PathBuf,
+    /// Glyph URL template put into served styles; default: the style's own (served from `web/`).
+    pub glyphs_url: Option<String>,
+    /// A database query or tile generation slower than this many milliseconds logs a warning.
+    pub slow_query_ms: u64,
     /// Published layers, in the order they appear in tiles.
     pub layers: Vec<LayerConfig>,
 }
@@ -271,6 +279,10 @@ impl Default for Config {
             cache_size_mb: 256,
             cache_control: "public, max-age=300".into(),
             warm_zooms: "0-12".into(),
+            web_dir: PathBuf::from("web"),
+            styles_dir: PathBuf::from("styles"),
+            glyphs_url: None,
+            slow_query_ms: 500,
             redis_url: None,
             shutdown_grace_secs: 20,
             layers: default_layers(),

@@ -13,7 +13,9 @@ pub mod features;
 pub mod import;
 pub mod network;
 pub mod source;
+pub mod telemetry;
 pub mod tiles;
+pub mod web;
 
 /// The sqlx migrations, embedded so the binary can apply them anywhere.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

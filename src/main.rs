@@ -117,6 +117,18 @@ struct ServeArgs {
     /// Cache-Control of tiles, TileJSON and GeoJSON [default: "public, max-age=300"].
     #[arg(long, env = "CACHE_CONTROL", value_name = "VALUE")]
     cache_control: Option<String>,
+    /// Folder of the viewer, served at `/` and `/web/...` [default: web].
+    #[arg(long, env = "WEB_DIR", value_name = "DIR")]
+    web_dir: Option<PathBuf>,
+    /// Folder of MapLibre styles, served at `/styles/{name}.json` [default: styles].
+    #[arg(long, env = "STYLES_DIR", value_name = "DIR")]
+    styles_dir: Option<PathBuf>,
+    /// Glyph URL template written into served styles [default: the style's own].
+    #[arg(long, env = "GLYPHS_URL", value_name = "URL")]
+    glyphs_url: Option<String>,
+    /// Queries and tile generations slower than this log a warning [default: 500].
+    #[arg(long, env = "SLOW_QUERY_MS", value_name = "MS")]
+    slow_query_ms: Option<u64>,
 }
 
 #[derive(Args)]
@@ -164,6 +176,20 @@ fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &serve.cache_control {
         config.cache_control = v.clone();
+    }
+    if let Some(v) = &serve.web_dir {
+        config.web_dir = v.clone();
+    }
+    if let Some(v) = &serve.styles_dir {
+        config.styles_dir = v.clone();
+    }
+    if let Some(v) = &serve.glyphs_url
+        && !v.is_empty()
+    {
+        config.glyphs_url = Some(v.clone());
+    }
+    if let Some(v) = serve.slow_query_ms {
+        config.slow_query_ms = v;
     }
     config.validate()?;
     Ok(config)

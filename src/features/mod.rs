@@ -4,6 +4,8 @@
 //! parameter), the source answers a page, and the page is wrapped as a FeatureCollection with
 //! `numberMatched`, `numberReturned` and a `next` link while more remain.
 
+pub mod ogc;
+
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::source::ItemsQuery;

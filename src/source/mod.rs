@@ -121,6 +121,22 @@ pub trait Source: Send + Sync {
 
     /// Releases connections at shutdown.
     async fn close(&self) {}
+
+    /// The connection pool's figures, for sources that have one.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A connection pool's figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStatus {
+    /// Most connections the pool opens.
+    pub max: u32,
+    /// Connections open now.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
 }
 
 /// Builds a GeoJSON Feature's JSON text from its parts; `layer` adds a foreign member.

@@ -13,11 +13,13 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tiles and features from PostgreSQL/PostGIS.
 pub struct PostgisSource {
     pool: PgPool,
+    /// Queries at least this slow (milliseconds) log a warning.
+    slow_ms: u64,
 }
 
 /// Opens a pool of `size` connections; fails fast when the database cannot be reached.
@@ -57,7 +59,18 @@ pub fn redact(text: &str) -> String {
 impl PostgisSource {
     /// Wraps an open pool.
     pub fn new(pool: PgPool) -> PostgisSource {
-        PostgisSource { pool }
+        PostgisSource { pool, slow_ms: 500 }
+    }
+
+    /// Sets the threshold above which a query logs a warning.
+    pub fn with_slow_query_ms(mut self, ms: u64) -> PostgisSource {
+        self.slow_ms = ms;
+        self
+    }
+
+    /// Records a finished query's duration (and warns when it was slow).
+    fn done(&self, kind: &'static str, started: Instant, what: impl FnOnce() -> String) {
+        crate::telemetry::record_query(kind, started, self.slow_ms, what);
     }
 
     /// The pool, for migrations and tests.
@@ -203,6 +216,7 @@ impl Source for PostgisSource {
             return Ok(Vec::new());
         }
         let sql = format!("SELECT {} AS mvt", parts.join(" || "));
+        let started = Instant::now();
         let row = sqlx::query(&sql)
             .bind(tile.z as i32)
             .bind(tile.x as i32)
@@ -210,6 +224,7 @@ impl Source for PostgisSource {
             .bind(tile.unit_m())
             .fetch_one(&self.pool)
             .await?;
+        self.done("tile", started, || tile_name(layers, tile));
         Ok(row.try_get::<Vec<u8>, _>(0)?)
     }
 
@@ -233,12 +248,14 @@ impl Source for PostgisSource {
             return Ok(Vec::new());
         }
         let sql = format!("{} ORDER BY o, fid", selects.join(" UNION ALL "));
+        let started = Instant::now();
         let rows = sqlx::query(&sql)
             .bind(tile.z as i32)
             .bind(tile.x as i32)
             .bind(tile.y as i32)
             .fetch_all(&self.pool)
             .await?;
+        self.done("tile_geojson", started, || tile_name(layers, tile));
         rows.iter()
             .map(|r| r.try_get::<String, _>("f").map_err(AppError::from))
             .collect()
@@ -250,10 +267,12 @@ impl Source for PostgisSource {
             "SELECT count(*) FROM {} t WHERE {cond}",
             quote_ident(&layer.table)
         );
+        let started = Instant::now();
         let n: i64 = bind_all(sqlx::query(&sql), &binds)
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
+        self.done("count", started, || format!("{} items", layer.name));
         Ok(n as u64)
     }
 
@@ -283,6 +302,7 @@ impl Source for PostgisSource {
             props = json_props(layer),
             table = quote_ident(&layer.table),
         );
+        let started = Instant::now();
         let mut rows = bind_all(sqlx::query(&sql), &binds).fetch(&self.pool);
         let mut sent = 0;
         while let Some(row) = rows.try_next().await? {
@@ -291,6 +311,9 @@ impl Source for PostgisSource {
             }
             sent += 1;
         }
+        self.done("items", started, || {
+            format!("{} items offset {} limit {}", layer.name, query.offset, query.limit)
+        });
         Ok(sent)
     }
 
@@ -399,6 +422,7 @@ impl Source for PostgisSource {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
+        let started = Instant::now();
         let rows = sqlx::query(&sql)
             .bind(format!("%{escaped}%"))
             .bind(q)
@@ -406,6 +430,7 @@ impl Source for PostgisSource {
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
+        self.done("search", started, || format!("search {}", layer.name));
         let mut page = SearchPage::default();
         for r in rows {
             page.total = r.try_get::<i64, _>(4)? as u64;
@@ -427,6 +452,20 @@ impl Source for PostgisSource {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    fn pool_status(&self) -> Option<crate::source::PoolStatus> {
+        Some(crate::source::PoolStatus {
+            max: self.pool.options().get_max_connections(),
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+        })
+    }
+}
+
+/// How a tile is named in logs: `nodes,arcs 8/41/98`.
+fn tile_name(layers: &[&LayerConfig], tile: TileCoord) -> String {
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    format!("{} {}/{}/{}", names.join(","), tile.z, tile.x, tile.y)
 }
 
 #[cfg(test)]

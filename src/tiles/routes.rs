@@ -160,17 +160,19 @@ pub fn send_tile(
         return (StatusCode::NO_CONTENT, out).into_response();
     }
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    let body = match negotiate(headers) {
+    let (body, coding) = match negotiate(headers) {
         Some("br") => {
             out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
-            tile.brotli()
+            (tile.brotli(), "br")
         }
         Some(_) => {
             out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            tile.gzip.clone()
+            (tile.gzip.clone(), "gzip")
         }
-        None => tile.raw.clone(),
+        None => (tile.raw.clone(), "identity"),
     };
+    let format = if media == GEOJSON_TYPE { "geojson" } else { "mvt" };
+    crate::telemetry::tile_bytes(format, coding, body.len());
     (out, body).into_response()
 }
 
