@@ -169,7 +169,10 @@ pub fn read_routes() -> Router<AppState> {
         )
         .route("/conformance", get(crate::features::ogc::conformance))
         .route("/collections", get(crate::features::ogc::collections))
-        .route("/collections/{layer}", get(crate::features::ogc::collection))
+        .route(
+            "/collections/{layer}",
+            get(crate::features::ogc::collection),
+        )
         .route("/collections/{layer}/items", get(crate::features::items))
         .route(
             "/collections/{layer}/items/{id}",
@@ -195,6 +198,7 @@ pub fn read_routes() -> Router<AppState> {
         )
         .route("/api/workshop/status", get(compat::workshop_status))
         .route("/metrics", get(crate::telemetry::metrics))
+        .route("/api/openapi.json", get(crate::openapi::openapi))
         .fallback(not_found)
 }
 
@@ -241,10 +245,13 @@ pub const READ_PATTERNS: &[&str] = &[
     "/api/network/analysis/node/{id}",
     "/api/workshop/status",
     "/metrics",
+    "/api/openapi.json",
 ];
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    // Metrics recorded before the recorder exists would be lost.
+    crate::telemetry::prometheus();
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])

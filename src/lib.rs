@@ -12,6 +12,7 @@ pub mod error;
 pub mod features;
 pub mod import;
 pub mod network;
+pub mod openapi;
 pub mod source;
 pub mod telemetry;
 pub mod tiles;

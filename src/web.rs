@@ -8,7 +8,7 @@
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; \
      worker-src 'self' blob:; child-src blob:; style-src 'self' 'unsafe-inline'; \
      connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+
+/// The path patterns of [`routes`] (beside [`crate::app::READ_PATTERNS`] and `/api/batch`).
+pub const BROWSER_PATTERNS: &[&str] = &["/", "/docs", "/styles/{name}", "/web/{*path}"];
 
 /// The browser routes, with the static folder of this configuration.
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -47,19 +50,25 @@ async fn file_not_found() -> AppError {
     AppError::not_found("no such file")
 }
 
-/// Query of `/`: `f=json` asks for the OGC API landing page instead of the viewer.
-#[derive(serde::Deserialize)]
-pub struct IndexQuery {
-    f: Option<String>,
-}
-
 /// `GET /`: the viewer for browsers, the OGC API - Features landing page for JSON clients.
 async fn index(
     State(state): State<AppState>,
-    Query(q): Query<IndexQuery>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let json = match q.f.as_deref() {
+    // `f=json` asks for the OGC API landing page instead of the viewer.
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| AppError::bad(format!("malformed query string: {e}")))?;
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "f") {
+        return Err(AppError::bad(format!(
+            "unknown query parameter {:?}; only f is accepted here",
+            crate::app::truncate(k, 32)
+        )));
+    }
+    if pairs.len() > 1 {
+        return Err(AppError::bad("f is given more than once"));
+    }
+    let json = match pairs.first().map(|(_, v)| v.as_str()) {
         Some("json") => true,
         Some("html") => false,
         Some(other) => {
@@ -201,7 +210,11 @@ mod tests {
         assert_eq!(doc["sources"]["b"]["tiles"][0], "https://h/t/{z}");
         assert_eq!(doc["sources"]["b"]["tiles"][1], "http://o/t");
         assert_eq!(doc["glyphs"], "https://h/web/fonts/{fontstack}/{range}.pbf");
-        rewrite_style(&mut doc, "https://h", Some("https://g/{fontstack}/{range}.pbf"));
+        rewrite_style(
+            &mut doc,
+            "https://h",
+            Some("https://g/{fontstack}/{range}.pbf"),
+        );
         assert_eq!(doc["glyphs"], "https://g/{fontstack}/{range}.pbf");
     }
 }

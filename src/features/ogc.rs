@@ -184,7 +184,12 @@ pub async fn item(
         serde_json::from_str(&text).map_err(|e| AppError::Internal(e.to_string()))?;
     let href = format!("{}/collections/{}", state.base_url(&headers), layer.name);
     feature["links"] = json!([
-        link(format!("{href}/items/{n}"), "self", GEOJSON_TYPE, "This feature"),
+        link(
+            format!("{href}/items/{n}"),
+            "self",
+            GEOJSON_TYPE,
+            "This feature"
+        ),
         link(href, "collection", "application/json", "The collection"),
     ]);
     Ok(send_json(&state, &headers, &feature, GEOJSON_TYPE))

@@ -312,7 +312,10 @@ impl Source for PostgisSource {
             sent += 1;
         }
         self.done("items", started, || {
-            format!("{} items offset {} limit {}", layer.name, query.offset, query.limit)
+            format!(
+                "{} items offset {} limit {}",
+                layer.name, query.offset, query.limit
+            )
         });
         Ok(sent)
     }

@@ -171,7 +171,11 @@ pub fn send_tile(
         }
         None => (tile.raw.clone(), "identity"),
     };
-    let format = if media == GEOJSON_TYPE { "geojson" } else { "mvt" };
+    let format = if media == GEOJSON_TYPE {
+        "geojson"
+    } else {
+        "mvt"
+    };
     crate::telemetry::tile_bytes(format, coding, body.len());
     (out, body).into_response()
 }
