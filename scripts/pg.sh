@@ -41,6 +41,13 @@ ensure_command() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
 
+# ensure_python_module MODULE PACKAGE: installs PACKAGE from PyPI when MODULE cannot be imported.
+ensure_python_module() {
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  echo "installing $2 from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "$2"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
