@@ -11,7 +11,7 @@ use crate::network::Network;
 use crate::network::routes as network;
 use crate::source::Source;
 use crate::source::memory::MemorySource;
-use crate::source::postgis::{PostgisSource, connect};
+use crate::source::postgis::PostgisSource;
 use crate::tiles::cache::TileCache;
 use axum::Json;
 use axum::Router;
@@ -22,7 +22,7 @@ use axum::routing::get;
 use serde_json::json;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -148,7 +148,7 @@ pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
         return Ok(Arc::new(MemorySource::from_dir(dir, &config.layers)?));
     }
     if let Some(url) = &config.database_url {
-        let pool = connect(url, config.db_pool_size).await?;
+        let pool = crate::source::postgis::connect_for_serving(url, config).await?;
         return Ok(Arc::new(
             PostgisSource::new(pool).with_slow_query_ms(config.slow_query_ms),
         ));
@@ -252,17 +252,47 @@ pub const READ_PATTERNS: &[&str] = &[
 pub fn router(state: AppState) -> Router {
     // Metrics recorded before the recorder exists would be lost.
     crate::telemetry::prometheus();
+    let origins = &state.config.cors_allow_origins;
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
     let cors = CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers(Any);
+    let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs);
     read_routes()
         .merge(crate::web::routes(&state))
         .route("/api/batch", axum::routing::post(compat::batch))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            deadline(timeout, req, next)
+        }))
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
+}
+
+/// Middleware: a request still unanswered after `limit` is dropped (its database query with
+/// it) and answered 503.
+async fn deadline(
+    limit: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?limit, "request cancelled: it ran past the request timeout");
+            AppError::Unavailable(format!(
+                "the request took longer than {} s and was cancelled; retry shortly",
+                limit.as_secs()
+            ))
+            .into_response()
+        }
+    }
 }
 
 async fn not_found() -> AppError {
@@ -305,28 +335,75 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let grace = std::time::Duration::from_secs(state.config.shutdown_grace_secs);
+    let client_timeout = std::time::Duration::from_secs(state.config.client_timeout_secs);
     let source = state.source.clone();
     let app = router(state);
     // On SIGTERM (how ECS stops a task) or Ctrl-C: stop accepting, let requests in flight
     // finish for up to the grace period, close the pool, exit 0.
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let signalled = stopping.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!(?grace, "shutting down: finishing requests in flight");
-        signalled.notify_one();
-    });
-    let deadline = async {
-        stopping.notified().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server => result?,
-        _ = deadline => tracing::warn!("grace period over; exiting with requests still in flight"),
-    }
+    serve_connections(listener, app, client_timeout, shutdown_signal(), grace).await;
     source.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Accepts connections until `stop` completes, then waits up to `grace` for the connections
+/// to finish their requests. Each connection is served by hyper (HTTP/1.1 and HTTP/2); a
+/// client that does not send a complete request head within `client_timeout` (a slow client,
+/// or a keep-alive connection left idle) is disconnected.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    client_timeout: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+    grace: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(client_timeout)
+        .max_headers(100);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(client_timeout))
+        .keep_alive_timeout(client_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(?grace, "shutting down: finishing requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => {},
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period over; exiting with requests still in flight");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -51,6 +51,16 @@ pub struct Config {
     pub glyphs_url: Option<String>,
     /// A database query or tile generation slower than this many milliseconds logs a warning.
     pub slow_query_ms: u64,
+    /// A request not answered within this many seconds is cancelled and answered 503; it is
+    /// also every database statement's `statement_timeout`.
+    pub request_timeout_secs: u64,
+    /// Milliseconds a request waits for a database connection before it is answered 503.
+    pub db_acquire_timeout_ms: u64,
+    /// A client that sends no complete request head within this many seconds (a slow client,
+    /// or a keep-alive connection left idle) is disconnected.
+    pub client_timeout_secs: u64,
+    /// Origins allowed by CORS; `*` allows any (tiles need that for maps on other sites).
+    pub cors_allow_origins: Vec<String>,
     /// Published layers, in the order they appear in tiles.
     pub layers: Vec<LayerConfig>,
 }
@@ -283,6 +293,10 @@ impl Default for Config {
             styles_dir: PathBuf::from("styles"),
             glyphs_url: None,
             slow_query_ms: 500,
+            request_timeout_secs: 10,
+            db_acquire_timeout_ms: 1500,
+            client_timeout_secs: 65,
+            cors_allow_origins: vec!["*".into()],
             redis_url: None,
             shutdown_grace_secs: 20,
             layers: default_layers(),
@@ -400,6 +414,20 @@ impl Config {
             "items_default_limit must be between 1 and items_max_limit"
         );
         anyhow::ensure!(self.db_pool_size >= 1, "db_pool_size must be at least 1");
+        anyhow::ensure!(
+            self.request_timeout_secs >= 1,
+            "request_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.client_timeout_secs >= 1,
+            "client_timeout_secs must be at least 1"
+        );
+        for origin in &self.cors_allow_origins {
+            anyhow::ensure!(
+                origin == "*" || axum::http::HeaderValue::from_str(origin).is_ok(),
+                "cors_allow_origins: {origin:?} is not a valid origin"
+            );
+        }
         crate::tiles::warm::parse_zooms(&self.warm_zooms, self.max_zoom)
             .map_err(|e| anyhow::anyhow!("warm_zooms: {e}"))?;
         let mut seen = std::collections::HashSet::new();

@@ -70,6 +70,16 @@ impl From<sqlx::Error> for AppError {
                 tracing::warn!(error = %e, "database unavailable");
                 AppError::Unavailable("the database is unavailable; retry shortly".into())
             }
+            // Cancelled by statement_timeout (57014), the server shutting down or starting
+            // (57P01-57P03), or a broken connection (class 08): retrying later can work.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c == "57014" || c.starts_with("57P") || c.starts_with("08")
+                }) =>
+            {
+                tracing::warn!(error = %e, "database query stopped");
+                AppError::Unavailable("the database could not answer in time; retry shortly".into())
+            }
             _ => {
                 tracing::error!(error = %e, "database error");
                 AppError::Internal("database query failed".into())

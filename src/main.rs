@@ -129,6 +129,23 @@ struct ServeArgs {
     /// Queries and tile generations slower than this log a warning [default: 500].
     #[arg(long, env = "SLOW_QUERY_MS", value_name = "MS")]
     slow_query_ms: Option<u64>,
+    /// Requests running longer are cancelled and answered 503 [default: 10].
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    request_timeout_secs: Option<u64>,
+    /// Milliseconds a request waits for a database connection [default: 1500].
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", value_name = "MS")]
+    db_acquire_timeout_ms: Option<u64>,
+    /// Seconds a client may take to send a request head, or stay idle [default: 65].
+    #[arg(long, env = "CLIENT_TIMEOUT_SECS", value_name = "SECS")]
+    client_timeout_secs: Option<u64>,
+    /// Comma list of origins CORS allows; `*` for any [default: *].
+    #[arg(
+        long,
+        env = "CORS_ALLOW_ORIGINS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    cors_allow_origins: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -190,6 +207,18 @@ fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = serve.slow_query_ms {
         config.slow_query_ms = v;
+    }
+    if let Some(v) = serve.request_timeout_secs {
+        config.request_timeout_secs = v;
+    }
+    if let Some(v) = serve.db_acquire_timeout_ms {
+        config.db_acquire_timeout_ms = v;
+    }
+    if let Some(v) = serve.client_timeout_secs {
+        config.client_timeout_secs = v;
+    }
+    if let Some(v) = &serve.cors_allow_origins {
+        config.cors_allow_origins = v.iter().map(|o| o.trim().to_string()).collect();
     }
     config.validate()?;
     Ok(config)

@@ -110,8 +110,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_descriptio
             &max_time,
             "--seed",
             "20261203",
+            // One worker: with two, schemathesis 4.32 sometimes fails inside its own code
+            // (a KeyError from concurrent strategy building), not in anything of ours.
             "--workers",
-            "2",
+            "1",
             "--no-color",
         ])
         .env("SCHEMATHESIS_HOOKS", "")

@@ -33,6 +33,28 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", redact(&e.to_string())))
 }
 
+/// Opens the serving pool: `db_pool_size` connections, requests wait at most
+/// `db_acquire_timeout_ms` for one (then 503), and every statement stops at the request timeout.
+pub async fn connect_for_serving(
+    url: &str,
+    config: &crate::config::Config,
+) -> anyhow::Result<PgPool> {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("bad DATABASE_URL: {}", redact(&e.to_string())))?
+        .options([(
+            "statement_timeout",
+            format!("{}s", config.request_timeout_secs),
+        )]);
+    PgPoolOptions::new()
+        .max_connections(config.db_pool_size)
+        .min_connections(1.min(config.db_pool_size))
+        .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms))
+        .connect_with(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", redact(&e.to_string())))
+}
+
 /// Removes passwords from text that may quote connection URLs (`scheme://user:secret@host`).
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -1,0 +1,422 @@
+//! Faults and slow clients, with the real binary: slow and idle connections are closed, a
+//! request past its timeout is cancelled with its query, CORS follows its allow-list, and a
+//! PostgreSQL that stops and starts again (a cluster of this test's own) is survived without a
+//! restart.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coeqwal-network-api");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The server binary, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until the server closes the connection (Ok) or `limit` passes (Err).
+fn wait_for_close(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, String> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(seen),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(seen),
+            Err(e) => return Err(format!("still open after {limit:?}: {e}")),
+        }
+    }
+}
+
+#[test]
+fn slow_and_idle_clients_are_disconnected() {
+    let sample = common::sample_dir();
+    let server = Server::start(
+        &["--data", sample.to_str().unwrap()],
+        &[("CLIENT_TIMEOUT_SECS", "1")],
+    );
+    // Slowloris: a request head that never ends.
+    let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        if slow.write_all(b"X-Slow: 1\r\n").is_err() {
+            break;
+        }
+    }
+    wait_for_close(&mut slow, Duration::from_secs(10)).expect("a slow client is disconnected");
+
+    // Keep-alive: one full request and answer, then silence.
+    let mut idle = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let seen = wait_for_close(&mut idle, Duration::from_secs(10))
+        .expect("an idle keep-alive connection is closed");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+
+    // A client that is quick enough is served as usual.
+    assert_eq!(get(&server.url("/health")).0, 200);
+}
+
+#[test]
+fn cors_follows_the_allow_list() {
+    let sample = common::sample_dir();
+    let open = Server::start(&["--data", sample.to_str().unwrap()], &[]);
+    let listed = Server::start(
+        &["--data", sample.to_str().unwrap()],
+        &[(
+            "CORS_ALLOW_ORIGINS",
+            "https://maps.example.org,https://b.example",
+        )],
+    );
+    let origin_of = |server: &Server, origin: &str| -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null", "-H"])
+            .arg(format!("Origin: {origin}"))
+            .arg(server.url("/tiles/nodes/8/41/98.mvt"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("access-control-allow-origin:")
+                .map(|v| v.trim().to_string())
+        })
+    };
+    assert_eq!(
+        origin_of(&open, "https://anywhere.example"),
+        Some("*".into())
+    );
+    assert_eq!(
+        origin_of(&listed, "https://maps.example.org"),
+        Some("https://maps.example.org".into())
+    );
+    assert_eq!(origin_of(&listed, "https://evil.example"), None);
+}
+
+/// Status, headers and body of a GET, with a 10 s bound so a hang fails instead of waiting.
+fn get(url: &str) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--max-time", "10", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn a_request_past_its_timeout_is_cancelled_with_its_query() {
+    let (url, pool) = common::postgis_with(&common::sample_dir(), "timeout").await;
+    let server = Server::start(
+        &[],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("REQUEST_TIMEOUT_SECS", "1"),
+        ],
+    );
+    // A writer holds the nodes table: readers of it wait on the lock.
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE network_node IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let page = server.url("/collections/nodes/items?limit=5");
+    let (status, head, body) = tokio::task::spawn_blocking(move || get(&page))
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{head}{body}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(head.contains("retry-after:"), "{head}");
+    assert!(body.contains("longer than 1 s"), "{body}");
+    // The statement was stopped too (statement_timeout): nothing of the server still waits.
+    let mut waiting = i64::MAX;
+    for _ in 0..50 {
+        waiting = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting, 0, "the cancelled query still waits in PostgreSQL");
+    locker.rollback().await.unwrap();
+    let page = server.url("/collections/nodes/items?limit=5");
+    let (status, _, _) = tokio::task::spawn_blocking(move || get(&page))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+/// A PostgreSQL cluster of this test's own, which it may stop and start.
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn bin() -> PathBuf {
+        if let Ok(b) = std::env::var("PGTEST_BIN") {
+            return PathBuf::from(b);
+        }
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (scripts/test installs it)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        dirs.sort();
+        dirs.pop().expect("an initdb")
+    }
+
+    /// Runs a PostgreSQL program, as `postgres` when we are root (PostgreSQL refuses root).
+    fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let exe = self.bin.join(program);
+        let mut cmd = if unsafe_is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args).output().unwrap()
+    }
+
+    fn create() -> Cluster {
+        let dir = std::env::temp_dir().join(format!("coeqwal-fault-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if unsafe_is_root() {
+            Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let cluster = Cluster {
+            bin: Cluster::bin(),
+            port: free_port(),
+            dir,
+        };
+        let data = cluster.dir.join("data");
+        let out = cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.start();
+        cluster
+    }
+
+    fn start(&self) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-o",
+                &opts,
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(&self) {
+        let data = self.dir.join("data");
+        let out = self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_database_that_stops_and_starts_again_is_survived_without_a_restart() {
+    let cluster = Cluster::create();
+    let url = cluster.url();
+    {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        coeqwal_network_api::MIGRATOR.run(&pool).await.unwrap();
+        let layers = coeqwal_network_api::config::Config::default().layers;
+        coeqwal_network_api::import::import_paths(&pool, &[common::sample_dir()], &layers, false)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let server = Server::start(&[], &[("DATABASE_URL", url.as_str())]);
+    let cached = server.url("/tiles/nodes,arcs/8/41/98.mvt");
+    let g = |u: String| async move { tokio::task::spawn_blocking(move || get(&u)).await.unwrap() };
+    assert_eq!(g(cached.clone()).await.0, 200);
+
+    cluster.stop();
+    // Cached tiles keep flowing; uncached requests get a quick 503 with Retry-After (a hang
+    // would hit curl's 10 s bound and fail); /ready says not ready while /health says alive.
+    assert_eq!(g(cached.clone()).await.0, 200);
+    let started = Instant::now();
+    let (status, head, _) = g(server.url("/tiles/nodes,arcs/8/40/98.mvt")).await;
+    let to_503 = started.elapsed();
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("retry-after:"), "{head}");
+    assert_eq!(g(server.url("/ready")).await.0, 503);
+    assert_eq!(g(server.url("/health")).await.0, 200);
+    // Many uncached requests at once: all answered (no pile-up behind the pool).
+    let burst: Vec<_> = (0..40)
+        .map(|i| g(server.url(&format!("/tiles/nodes/10/{}/391.mvt", 160 + i))))
+        .collect();
+    for r in futures::future::join_all(burst).await {
+        assert_eq!(r.0, 503);
+    }
+
+    cluster.start();
+    let restarted = Instant::now();
+    let recovered = loop {
+        if g(server.url("/tiles/nodes,arcs/8/40/98.mvt")).await.0 != 503
+            && g(server.url("/ready")).await.0 == 200
+        {
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(60),
+            "never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The LISTEN connection came back too: a change made now reaches the server.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO network_arc (id, short_code, name, arc_type, from_node, to_node, geom) VALUES (900001, 'T_FAULT', 'test', 'CH', 'SHSTA', 'KSWCK', ST_GeomFromText('LINESTRING(-122.41 40.71, -122.44 40.61)', 4326))")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let arc = server.url("/network/arcs/T_FAULT");
+    let mut seen = false;
+    for _ in 0..100 {
+        if g(arc.clone()).await.0 == 200 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "a change after the restart never reached the server");
+    println!(
+        "database fault: first uncached answer after the stop in {to_503:?}; recovered {recovered:?} after the start"
+    );
+}
