@@ -46,7 +46,7 @@ struct Common {
 #[derive(Subcommand)]
 enum Command {
     /// Serve tiles, GeoJSON and analysis over HTTP (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the schema migrations to DATABASE_URL.
     Migrate,
     /// Load GeoJSON layer files (or folders of nodes/arcs/demand_units.geojson) into PostGIS.
