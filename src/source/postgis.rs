@@ -20,7 +20,13 @@ pub struct PostgisSource {
     pool: PgPool,
     /// Queries at least this slow (milliseconds) log a warning.
     slow_ms: u64,
+    /// Requests allowed to use or wait for the pool at once; the rest get 503 at once, so a
+    /// slow or stopped database never gathers an unbounded queue.
+    admission: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Requests admitted per pooled connection (running or waiting).
+pub const ADMITTED_PER_CONNECTION: usize = 8;
 
 /// Opens a pool of `size` connections; fails fast when the database cannot be reached.
 pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
@@ -81,13 +87,26 @@ pub fn redact(text: &str) -> String {
 impl PostgisSource {
     /// Wraps an open pool.
     pub fn new(pool: PgPool) -> PostgisSource {
-        PostgisSource { pool, slow_ms: 500 }
+        let admitted = pool.options().get_max_connections() as usize * ADMITTED_PER_CONNECTION;
+        PostgisSource {
+            pool,
+            slow_ms: 500,
+            admission: std::sync::Arc::new(tokio::sync::Semaphore::new(admitted)),
+        }
     }
 
     /// Sets the threshold above which a query logs a warning.
     pub fn with_slow_query_ms(mut self, ms: u64) -> PostgisSource {
         self.slow_ms = ms;
         self
+    }
+
+    /// A place in the bounded queue for the pool, or 503 when it is full.
+    fn admit(&self) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
+        self.admission.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("db_requests_refused_total").increment(1);
+            AppError::Unavailable("the database is busy; retry shortly".into())
+        })
     }
 
     /// Records a finished query's duration (and warns when it was slow).
@@ -229,6 +248,7 @@ impl Source for PostgisSource {
     }
 
     async fn tile(&self, layers: &[&LayerConfig], tile: TileCoord) -> AppResult<Vec<u8>> {
+        let _admitted = self.admit()?;
         let parts: Vec<String> = layers
             .iter()
             .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
@@ -255,6 +275,7 @@ impl Source for PostgisSource {
         layers: &[&LayerConfig],
         tile: TileCoord,
     ) -> AppResult<Vec<String>> {
+        let _admitted = self.admit()?;
         let selects: Vec<String> = layers
             .iter()
             .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
@@ -284,6 +305,7 @@ impl Source for PostgisSource {
     }
 
     async fn count(&self, layer: &LayerConfig, query: &ItemsQuery) -> AppResult<u64> {
+        let _admitted = self.admit()?;
         let (cond, binds) = items_where(layer, query)?;
         let sql = format!(
             "SELECT count(*) FROM {} t WHERE {cond}",
@@ -305,6 +327,7 @@ impl Source for PostgisSource {
         out: tokio::sync::mpsc::Sender<String>,
     ) -> AppResult<u64> {
         use futures::TryStreamExt;
+        let _admitted = self.admit()?;
         let (cond, mut binds) = items_where(layer, query)?;
         let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
         let geom_out = if query.clip && query.bbox.is_some() {
@@ -343,6 +366,7 @@ impl Source for PostgisSource {
     }
 
     async fn item(&self, layer: &LayerConfig, id: i64) -> AppResult<Option<String>> {
+        let _admitted = self.admit()?;
         let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
         let sql = format!(
             "SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', ST_AsGeoJSON({geom})::json, \
@@ -413,6 +437,7 @@ impl Source for PostgisSource {
     }
 
     async fn search(&self, layer: &LayerConfig, q: &str, limit: usize) -> AppResult<SearchPage> {
+        let _admitted = self.admit()?;
         let fields: Vec<String> = SEARCH_FIELDS
             .iter()
             .filter_map(|f| layer.property(f))
