@@ -454,3 +454,66 @@ async fn a_database_that_stops_and_starts_again_is_survived_without_a_restart() 
         "database fault: first uncached answer after the stop in {to_503:?}; recovered {recovered:?} after the start"
     );
 }
+
+#[tokio::test]
+async fn the_server_runs_with_the_least_privileged_role() {
+    let (url, pool) = common::postgis_with(&common::sample_dir(), "reader").await;
+    let script = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reader-role.sql"),
+    )
+    .unwrap();
+    sqlx::raw_sql(&script).execute(&pool).await.unwrap();
+    sqlx::raw_sql("ALTER ROLE coeqwal_reader PASSWORD 'reader-pw'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_and_db = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let reader_url = format!("{scheme}://coeqwal_reader:reader-pw@{host_and_db}");
+
+    // The role may not write.
+    let reader = sqlx::PgPool::connect(&reader_url).await.unwrap();
+    let denied = sqlx::query("DELETE FROM network_node")
+        .execute(&reader)
+        .await;
+    assert!(
+        denied
+            .unwrap_err()
+            .to_string()
+            .contains("permission denied"),
+        "the reader role can write"
+    );
+
+    // Everything the server does works with it, LISTEN included.
+    let server = Server::start(&[], &[("DATABASE_URL", reader_url.as_str())]);
+    for path in [
+        "/ready",
+        "/tiles/nodes,arcs,demand_units/8/41/98.mvt",
+        "/tiles/nodes/8/41/98.geojson",
+        "/collections/nodes/items?limit=5",
+        "/collections/demand_units/items/1",
+        "/network/nodes/SHSTA/downstream",
+        "/api/search?q=SHA",
+        "/catalog",
+    ] {
+        let (status, _, body) = get(&server.url(path));
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let mut listening = 0i64;
+    for _ in 0..50 {
+        listening = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'coeqwal_reader' AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if listening > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        listening, 1,
+        "the server does not LISTEN as the reader role"
+    );
+}
