@@ -23,8 +23,9 @@ function done(summary, latency, requests)
   local e = summary.errors
   local errors = e.connect + e.read + e.write + e.timeout + e.status
   io.stderr:write(string.format(
-    '{"rps": %.1f, "p50": %.3f, "p99": %.3f, "errors": %d, "requests": %d}\n',
+    '{"rps": %.1f, "p50": %.3f, "p95": %.3f, "p99": %.3f, "max": %.3f, "errors": %d, "non2xx": %d, "requests": %d}\n',
     summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    errors, summary.requests))
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000,
+    errors, e.status, summary.requests))
 end
