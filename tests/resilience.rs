@@ -517,3 +517,39 @@ async fn the_server_runs_with_the_least_privileged_role() {
         "the server does not LISTEN as the reader role"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_never_see_a_half_imported_layer() {
+    let (url, pool) = common::fresh_database("halfimport").await;
+    let server = Server::start(&[], &[("DATABASE_URL", url.as_str())]);
+    let importing = tokio::spawn(async move {
+        let layers = coeqwal_network_api::config::Config::default().layers;
+        coeqwal_network_api::import::import_paths(&pool, &[common::calsim3_dir()], &layers, false)
+            .await
+            .unwrap();
+    });
+    let client = reqwest::Client::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let matched = |layer: &str| {
+        let url = server.url(&format!("/collections/{layer}/items?limit=1"));
+        let client = client.clone();
+        async move {
+            let page: serde_json::Value =
+                client.get(url).send().await.unwrap().json().await.unwrap();
+            page["numberMatched"].as_u64().unwrap()
+        }
+    };
+    while !importing.is_finished() {
+        for (layer, full) in [("nodes", 1400), ("arcs", 1291), ("demand_units", 257)] {
+            let n = matched(layer).await;
+            assert!(
+                n == 0 || n == full,
+                "{layer}: a reader saw {n} of {full} features"
+            );
+            seen.insert((layer, n));
+        }
+    }
+    importing.await.unwrap();
+    assert_eq!(matched("nodes").await, 1400);
+    println!("during the import readers saw: {seen:?}");
+}
