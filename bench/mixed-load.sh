@@ -26,8 +26,8 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 [[ -n "${DATABASE_URL:-}" ]] || start_throwaway_pg
 trap cleanup EXIT
-"$BIN" migrate >/dev/null
-"$BIN" import --quiet "$DATA" >/dev/null
+"$BIN" migrate >/dev/null 2>&1
+"$BIN" import --quiet "$DATA" >/dev/null 2>&1
 
 python3 - "$OUT/urls.txt" "$DATA" <<'PY'
 import json, math, random, sys
@@ -58,7 +58,7 @@ open(out, "w").write("\n".join(urls) + "\n")
 PY
 
 PORT="$(free_port)"
-"$BIN" serve --listen "127.0.0.1:$PORT" >"$OUT/server.log" 2>&1 &
+NO_COLOR=1 "$BIN" serve --listen "127.0.0.1:$PORT" >"$OUT/server.log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")
 until curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null; do sleep 0.2; done
@@ -80,4 +80,14 @@ if kib:
     print(f"RSS KiB: start {kib[0]}, max in first sixth {first_pass}, max after {max(rest)}, last {kib[-1]} ({n} samples)")
     print("RSS curve (every 5 s, MiB): " + " ".join(str(round(k / 1024)) for k in kib[::5]))
 PY
-echo "server warnings: $(grep -c -i warn "$OUT/server.log" || true)"
+echo "answers by status (from /metrics):"
+curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '
+import re, sys, collections
+by = collections.Counter()
+for line in sys.stdin:
+    m = re.match(r"http_requests_total\{.*status=\"(\d+)\".*\} (\S+)", line)
+    if m: by[m.group(1)] += float(m.group(2))
+for k, v in sorted(by.items()): print(f"  status {k}: {int(v)}")'
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^(db_requests_refused_total|tile_cache_(hits|misses)_total)' | sed 's/^/  /' | head -8
+echo "server warnings: $(grep -c WARN "$OUT/server.log" || true); kinds:"
+grep WARN "$OUT/server.log" | sed -E 's/.*WARN[^a-z]*//; s/\x1b\[[0-9;]*m//g' | cut -c1-80 | sort | uniq -c | sort -rn | head -5

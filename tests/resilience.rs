@@ -209,9 +209,9 @@ async fn a_request_past_its_timeout_is_cancelled_with_its_query() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(waiting, 0, "the cancelled query still waits in PostgreSQL");
-    // The queue for the pool is bounded (8 per connection): of 20 requests at once, those
+    // The queue for the pool is bounded (32 per connection): of 50 requests at once, those
     // beyond it are refused at once instead of piling up.
-    let children: Vec<Child> = (0..20)
+    let children: Vec<Child> = (0..50)
         .map(|i| {
             Command::new("curl")
                 .args(["-s", "--max-time", "10"])
