@@ -343,6 +343,16 @@ async fn check_routes(base: &str) {
         &["type", "id", "short_code", "name", "description"],
         "search result",
     );
+    // Names people know are found too: "Shasta Dam" is in SHSTA's description.
+    let (_, by_name) = get(base, "/api/search?q=shasta%20dam&limit=100").await;
+    assert!(
+        by_name["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["short_code"] == "SHSTA"),
+        "{by_name}"
+    );
     let (_, arcs_found) = get(base, "/api/search?q=C_KSW&limit=100").await;
     assert!(
         arcs_found["results"]

@@ -50,7 +50,14 @@ pub struct NetworkRow {
 }
 
 /// Fields `search` looks in, where a layer publishes them.
-pub const SEARCH_FIELDS: [&str; 3] = ["short_code", "name", "calsim_id"];
+/// (`description` and `reservoir_name` carry the names people know: "Shasta", "Folsom".)
+pub const SEARCH_FIELDS: [&str; 5] = [
+    "short_code",
+    "name",
+    "calsim_id",
+    "description",
+    "reservoir_name",
+];
 
 /// One search match.
 #[derive(Debug, Clone, PartialEq)]
