@@ -142,6 +142,26 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Decodes a query string into pairs, refusing NUL anywhere: PostgreSQL text cannot hold it, so
+/// a filter or search term carrying one would fail in the database instead of here.
+pub fn query_pairs(raw: Option<&str>) -> AppResult<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = match raw {
+        Some(raw) => serde_urlencoded::from_str(raw)
+            .map_err(|e| AppError::bad(format!("malformed query string: {e}")))?,
+        None => Vec::new(),
+    };
+    if let Some((k, _)) = pairs
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(AppError::bad(format!(
+            "query parameter {:?} contains a NUL character",
+            truncate(k, 64)
+        )));
+    }
+    Ok(pairs)
+}
+
 /// Chooses the source the configuration asks for: PostGIS, a data folder, or the sample.
 pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
     if let Some(dir) = &config.data_dir {
@@ -258,7 +278,12 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(Any);
     read_routes()
         .merge(crate::web::routes(&state))
-        .route("/api/batch", axum::routing::post(compat::batch))
+        .route(
+            "/api/batch",
+            axum::routing::post(compat::batch).layer(axum::extract::DefaultBodyLimit::max(
+                compat::BATCH_MAX_BYTES,
+            )),
+        )
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))
