@@ -20,6 +20,9 @@ pub enum AppError {
     /// The thing asked for does not exist: 404.
     #[error("{0}")]
     NotFound(String),
+    /// The request body is larger than the route accepts: 413.
+    #[error("{0}")]
+    TooLarge(String),
     /// The source cannot answer now (database down, pool exhausted): 503 with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +47,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -53,6 +57,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => "Bad request",
             AppError::NotFound(_) => "Not found",
+            AppError::TooLarge(_) => "Content too large",
             AppError::Unavailable(_) => "Service unavailable",
             AppError::Internal(_) => "Internal error",
         }
