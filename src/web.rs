@@ -8,9 +8,10 @@
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
@@ -42,12 +43,28 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 ))
+                .layer(axum::middleware::from_fn(plausible_file_path))
                 .service(files),
         )
 }
 
 async fn file_not_found() -> AppError {
     AppError::not_found("no such file")
+}
+
+/// Longest `/web/...` path looked up on disk, and longest name in it: the folder holds nothing
+/// longer, and the file system refuses longer names with an error (`ENAMETOOLONG`) that
+/// `ServeDir` would report as a 500.
+const MAX_FILE_PATH: usize = 1024;
+const MAX_FILE_NAME: usize = 255;
+
+/// Answers 404 for a path no file of the web folder can have, before the file system is asked.
+async fn plausible_file_path(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.len() > MAX_FILE_PATH || path.split('/').any(|name| name.len() > MAX_FILE_NAME) {
+        return file_not_found().await.into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /`: the viewer for browsers, the OGC API - Features landing page for JSON clients.
