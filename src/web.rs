@@ -8,6 +8,7 @@
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -152,9 +153,11 @@ async fn html_page(state: &AppState, name: &str) -> AppResult<Response> {
 /// `GET /styles/{name}.json`: a style of the styles folder with its URLs made absolute.
 async fn style(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
+    // A name that is not UTF-8 is a problem+json 400 like every other path, not axum's text.
+    let name = crate::tiles::routes::path(name)?;
     let stem = name
         .strip_suffix(".json")
         .filter(|s| {

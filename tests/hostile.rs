@@ -611,6 +611,32 @@ fn hostile_values() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Byte sequences that are not text: sent percent-encoded as they are, in place of [`MARK`].
+const RAW_VALUES: &[(&str, &str)] = &[
+    ("raw_invalid_utf8", "%FF%FE"),
+    ("raw_overlong_dots", "%C0%AE%C0%AE"),
+    ("raw_truncated_utf8", "%E2%82"),
+    ("raw_double_encoded", "%2527%253B--"),
+];
+
+/// Stands for a raw value in a URL until [`with_raw`] puts the bytes in.
+const MARK: &str = "RAWVALUEMARK";
+
+/// Every hostile value: the text ones, then the raw ones as [`MARK`].
+fn all_values() -> Vec<(&'static str, String)> {
+    let mut v = hostile_values();
+    v.extend(RAW_VALUES.iter().map(|(name, _)| (*name, MARK.to_string())));
+    v
+}
+
+/// The URL with the raw bytes of value `name` in place of [`MARK`].
+fn with_raw(url: String, name: &str) -> String {
+    match RAW_VALUES.iter().find(|(n, _)| *n == name) {
+        Some((_, raw)) => url.replace(MARK, raw),
+        None => url,
+    }
+}
+
 /// What a 2xx may legitimately mean for a parameter whose value is data to look for rather than
 /// a switch: any text is a fair question, and "nothing" a fair answer.
 #[derive(Clone, Copy, Debug)]
@@ -751,7 +777,7 @@ async fn injection_into_every_parameter_of_every_route_is_refused_and_changes_no
         "only {} GET routes documented",
         routes.len()
     );
-    let values = hostile_values();
+    let values = all_values();
     let mut f = Failures::default();
     let mut requests = 0usize;
 
@@ -772,7 +798,7 @@ async fn injection_into_every_parameter_of_every_route_is_refused_and_changes_no
         for (name, at, _, _) in &route.params {
             let data = data_param(&route.path, name);
             for (vname, value) in &values {
-                let url = url_of(&base, route, Some((name, value)), &[]);
+                let url = with_raw(url_of(&base, route, Some((name, value)), &[]), vname);
                 let r = get(&client, &url).await;
                 requests += 1;
                 let at_what = format!("{} {at} {name}={vname}", route.path);
@@ -805,7 +831,7 @@ async fn injection_into_every_parameter_of_every_route_is_refused_and_changes_no
         // metrics) and may answer as usual, but never with a server error.
         for (vname, value) in &values {
             let extra = [(value.clone(), "1".to_string())];
-            let url = url_of(&base, route, None, &extra);
+            let url = with_raw(url_of(&base, route, None, &extra), vname);
             let r = get(&client, &url).await;
             requests += 1;
             let at_what = format!("{} unknown parameter named {vname}", route.path);
@@ -843,7 +869,7 @@ async fn injection_into_every_parameter_of_every_route_is_refused_and_changes_no
         for prop in props {
             for (vname, value) in &values {
                 let q = serde_urlencoded::to_string([(prop, value)]).expect("encodes");
-                let url = format!("{base}/collections/{layer}/items?{q}");
+                let url = with_raw(format!("{base}/collections/{layer}/items?{q}"), vname);
                 let r = get(&client, &url).await;
                 requests += 1;
                 let at_what = format!("/collections/{layer}/items ?{prop}={vname}");
