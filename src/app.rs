@@ -284,10 +284,18 @@ pub fn router(state: AppState) -> Router {
                 compat::BATCH_MAX_BYTES,
             )),
         )
+        // Last, so it covers every route above: a wrong method is a problem too.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed(
+        "this route does not take that method; its Allow header lists those it takes".into(),
+    )
 }
 
 async fn not_found() -> AppError {

@@ -32,6 +32,8 @@ pub const BROWSER_PATTERNS: &[&str] = &["/", "/docs", "/styles/{name}", "/web/{*
 pub fn routes(state: &AppState) -> Router<AppState> {
     let files = ServeDir::new(&state.config.web_dir)
         .append_index_html_on_directories(false)
+        // Files are only read: another method gets the same problem+json 404 as a missing file.
+        .call_fallback_on_method_not_allowed(true)
         .not_found_service(file_not_found.into_service());
     Router::new()
         .route("/", get(index))

@@ -1442,3 +1442,130 @@ async fn path_traversal_never_reads_outside_web_and_styles() {
     }
     f.finish("path traversal");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Methods and headers: the rest of what a client controls.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_methods_and_hostile_headers_are_clean_answers() {
+    let _serial = SERIAL.lock().await;
+    let source = common::memory_source(&common::sample_dir());
+    let base = common::start_server(source, Config::default()).await;
+    let mut f = Failures::default();
+
+    // A method a route does not take is a 405 with `Allow` (a 404 for the files of `/web`,
+    // which are only read), as a problem.
+    for path in [
+        "/health",
+        "/tiles/nodes/0/0/0.mvt",
+        "/collections/nodes/items",
+        "/network/nodes/SHSTA",
+        "/api/nodes",
+        "/api/batch",
+        "/web/viewer.js",
+        "/styles/calsim.json",
+        "/",
+    ] {
+        for method in ["POST", "PUT", "DELETE", "PATCH", "FOO"] {
+            if path == "/api/batch" && method == "POST" {
+                continue;
+            }
+            let r = raw_request(
+                &base,
+                &format!(
+                    "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0"
+                ),
+                b"",
+            )
+            .await;
+            let problem = r
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("application/problem+json"));
+            match r.status() {
+                Some(405) if problem && r.header("allow").is_some() => {}
+                Some(404) if problem => {}
+                _ => f.add(format!("{method} {path}: {}", r.describe())),
+            }
+        }
+    }
+
+    // Headers the server reads: host and forwarding (links), request id (echoed), conditional,
+    // encodings and ranges. Never a 5xx; nothing hostile comes back.
+    let long_id = "i".repeat(10_000);
+    let etags = vec!["\"x\""; 10_000].join(", ");
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "/collections/nodes/items?limit=1",
+            vec![
+                ("X-Forwarded-Host", "evil.example/<script>"),
+                ("X-Forwarded-Proto", "javascript"),
+            ],
+        ),
+        (
+            "/tiles/nodes.json",
+            vec![("X-Forwarded-Host", "evil.example\"}, {\"x")],
+        ),
+        ("/health", vec![("X-Request-Id", long_id.as_str())]),
+        (
+            "/health",
+            vec![("X-Request-Id", "a b\u{7f}'; DROP TABLE x; --")],
+        ),
+        (
+            "/tiles/nodes/0/0/0.mvt",
+            vec![("If-None-Match", etags.as_str())],
+        ),
+        (
+            "/tiles/nodes/0/0/0.mvt",
+            vec![(
+                "Accept-Encoding",
+                "br;q=NaN, gzip;q=-1, *;q=1e999, deflate;q=",
+            )],
+        ),
+        (
+            "/",
+            vec![("Accept", "application/json;q=\u{0}, text/html;;;")],
+        ),
+        (
+            "/web/viewer.js",
+            vec![("Range", "bytes=-99999999999999999999999")],
+        ),
+        ("/web/viewer.js", vec![("Range", "bytes=5-1,0-0,x-y")]),
+        (
+            "/web/viewer.js",
+            vec![("If-Modified-Since", "Sun, 99 Foo 99999 99:99:99 GMT")],
+        ),
+    ];
+    for (path, headers) in &cases {
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("\r\n{k}: {v}"))
+            .collect();
+        let r = raw_request(
+            &base,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close{extra}"),
+            b"",
+        )
+        .await;
+        let what = format!("{path} with {}", cut(&format!("{headers:?}"), 100));
+        match r.status() {
+            Some(s) if s < 500 => {}
+            _ => f.add(format!("{what}: {}", r.describe())),
+        }
+        let text = r.body_text();
+        if text.contains("evil.example") || text.contains("javascript:") {
+            f.add(format!(
+                "{what}: a forwarded header reached the links: {}",
+                cut(&text, 200)
+            ));
+        }
+        if let Some(id) = r.header("x-request-id")
+            && headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("x-request-id") && *v == id)
+        {
+            f.add(format!("{what}: the hostile request id was echoed"));
+        }
+    }
+    f.finish("methods and headers");
+}
