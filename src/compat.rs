@@ -552,6 +552,7 @@ struct BatchItem {
 
 /// `POST /api/batch`: up to 50 GET requests of this server, answered in order as
 /// `{status, body}`; one failing item does not fail the others.
+///
 /// The route is built with a body limit of [`BATCH_MAX_BYTES`], so a larger body is refused
 /// (413) before it is buffered.
 pub async fn batch(

@@ -1,7 +1,7 @@
 //! Hostile input: nothing a client sends may panic the server, reach SQL as text, change the
 //! database, read a file outside `web/` and `styles/`, or make memory grow without bound.
 //!
-//! Four parts, on the real components. The parsers' properties (proptest, no HTTP): arbitrary
+//! Five parts, on the real components. The parsers' properties (proptest, no HTTP): arbitrary
 //! text never panics, what is accepted is within the documented bounds and round-trips, what is
 //! refused is a client error. Injection: SQL meta-characters, quotes, comments, unicode, NUL and
 //! 10,000-character values in every path and query parameter of every GET route (taken from the
@@ -9,6 +9,7 @@
 //! database fingerprinted before and after. Limits: huge boxes, long layer lists, caps, a
 //! 100 KB URL, many headers, a big batch body, and memory across hundreds of such requests.
 //! Path traversal on the routes that serve files, over raw TCP where a client would normalise.
+//! And the rest of what a client controls: other methods, and hostile headers.
 //!
 //! The HTTP tests take one lock, so the memory reading of one is not another's growth.
 
