@@ -142,6 +142,26 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Decodes a query string into pairs, refusing NUL anywhere: PostgreSQL text cannot hold it, so
+/// a filter or search term carrying one would fail in the database instead of here.
+pub fn query_pairs(raw: Option<&str>) -> AppResult<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = match raw {
+        Some(raw) => serde_urlencoded::from_str(raw)
+            .map_err(|e| AppError::bad(format!("malformed query string: {e}")))?,
+        None => Vec::new(),
+    };
+    if let Some((k, _)) = pairs
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(AppError::bad(format!(
+            "query parameter {:?} contains a NUL character",
+            truncate(k, 64)
+        )));
+    }
+    Ok(pairs)
+}
+
 /// Chooses the source the configuration asks for: PostGIS, a data folder, or the sample.
 pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
     if let Some(dir) = &config.data_dir {
@@ -265,7 +285,14 @@ pub fn router(state: AppState) -> Router {
     let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs);
     read_routes()
         .merge(crate::web::routes(&state))
-        .route("/api/batch", axum::routing::post(compat::batch))
+        .route(
+            "/api/batch",
+            axum::routing::post(compat::batch).layer(axum::extract::DefaultBodyLimit::max(
+                compat::BATCH_MAX_BYTES,
+            )),
+        )
+        // Last, so it covers every route above: a wrong method is a problem too.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
             deadline(timeout, req, next)
         }))
@@ -293,6 +320,12 @@ async fn deadline(
             .into_response()
         }
     }
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed(
+        "this route does not take that method; its Allow header lists those it takes".into(),
+    )
 }
 
 async fn not_found() -> AppError {

@@ -15,7 +15,7 @@ use crate::tiles::grid::parse_bbox;
 use crate::tiles::routes::path;
 use axum::Json;
 use axum::extract::OriginalUri;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -552,13 +552,25 @@ struct BatchItem {
 
 /// `POST /api/batch`: up to 50 GET requests of this server, answered in order as
 /// `{status, body}`; one failing item does not fail the others.
-pub async fn batch(State(state): State<AppState>, body: axum::body::Bytes) -> AppResult<Response> {
+///
+/// The route is built with a body limit of [`BATCH_MAX_BYTES`], so a larger body is refused
+/// (413) before it is buffered.
+pub async fn batch(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> AppResult<Response> {
     use tower::ServiceExt;
+    let too_large = || {
+        AppError::TooLarge(format!(
+            "the batch body is larger than {BATCH_MAX_BYTES} bytes"
+        ))
+    };
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => AppError::bad(format!("cannot read the batch body: {}", e.body_text())),
+    })?;
     if body.len() > BATCH_MAX_BYTES {
-        return Err(AppError::bad(format!(
-            "batch body is {} bytes; the maximum is {BATCH_MAX_BYTES}",
-            body.len()
-        )));
+        return Err(too_large());
     }
     let items: Vec<BatchItem> = serde_json::from_slice(&body).map_err(|e| {
         AppError::bad(format!(

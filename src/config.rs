@@ -408,7 +408,11 @@ impl Config {
     /// Checks what the server relies on, so mistakes fail at start, not on a request.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.layers.is_empty(), "no layers configured");
-        anyhow::ensure!(self.max_zoom <= 30, "max_zoom must be at most 30");
+        anyhow::ensure!(
+            self.max_zoom <= crate::tiles::grid::MAX_GRID_ZOOM,
+            "max_zoom must be at most {}",
+            crate::tiles::grid::MAX_GRID_ZOOM
+        );
         anyhow::ensure!(
             self.items_default_limit >= 1 && self.items_default_limit <= self.items_max_limit,
             "items_default_limit must be between 1 and items_max_limit"

@@ -8,7 +8,7 @@
 use crate::config::{GeometryKind, LayerConfig, PropertyType};
 use geo::Geometry;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// One feature of a layer, its properties in the layer's configured order.
@@ -56,24 +56,40 @@ pub fn parse_layer(text: &str, layer: &LayerConfig) -> Result<Vec<LayerFeature>,
             .iter()
             .position(|p| p.column() == k.as_str())
     });
-    let mut keys = HashSet::new();
-    let mut ids = HashSet::new();
+    let key_field = key_index.map(|k| layer.properties[k].field());
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    let mut ids: HashMap<i64, usize> = HashMap::new();
     let mut out = Vec::with_capacity(features.len());
     for (i, f) in features.iter().enumerate() {
-        let feature = parse_feature(f, layer).map_err(|e| format!("feature {i}: {e}"))?;
+        // "feature 12 (short_code \"SHSTA\")": the index, and the key when the feature has one.
+        let which = || {
+            let key = key_field.and_then(|field| f.get("properties")?.get(field)?.as_str());
+            match (key_field, key) {
+                (Some(field), Some(key)) if !key.is_empty() => {
+                    format!("feature {i} ({field} {:?})", crate::app::truncate(key, 64))
+                }
+                _ => format!("feature {i}"),
+            }
+        };
+        let feature = parse_feature(f, layer).map_err(|e| format!("{}: {e}", which()))?;
         if let Some(id) = feature.id
-            && !ids.insert(id)
+            && let Some(first) = ids.insert(id, i)
         {
-            return Err(format!("feature {i}: duplicate id {id}"));
+            return Err(format!(
+                "{}: duplicate id {id} (also feature {first})",
+                which()
+            ));
         }
-        if let Some(k) = key_index {
+        if let (Some(k), Some(name)) = (key_index, key_field) {
             let key = feature.props[k].as_str().unwrap_or_default();
-            let name = layer.properties[k].field();
             if key.is_empty() {
                 return Err(format!("feature {i}: missing key {name:?}"));
             }
-            if !keys.insert(key.to_string()) {
-                return Err(format!("feature {i}: duplicate {name} {key:?}"));
+            if let Some(first) = keys.insert(key.to_string(), i) {
+                return Err(format!(
+                    "feature {i}: duplicate {name} {:?} (also feature {first})",
+                    crate::app::truncate(key, 64)
+                ));
             }
         }
         out.push(feature);

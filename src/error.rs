@@ -20,6 +20,12 @@ pub enum AppError {
     /// The thing asked for does not exist: 404.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists but not for this method: 405 (the router adds `Allow`).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request body is larger than the route accepts: 413.
+    #[error("{0}")]
+    TooLarge(String),
     /// The source cannot answer now (database down, pool exhausted): 503 with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +50,8 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -53,6 +61,8 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => "Bad request",
             AppError::NotFound(_) => "Not found",
+            AppError::MethodNotAllowed(_) => "Method not allowed",
+            AppError::TooLarge(_) => "Content too large",
             AppError::Unavailable(_) => "Service unavailable",
             AppError::Internal(_) => "Internal error",
         }

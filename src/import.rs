@@ -170,6 +170,13 @@ pub async fn import_features(
         )
     });
 
+    // Names a feature the database refused: its index, and its key when it has one.
+    let which = |i: usize, value: Option<&str>| match (key, value) {
+        (Some(name), Some(v)) if !v.is_empty() => {
+            format!("feature {i} ({name} {:?})", crate::app::truncate(v, 64))
+        }
+        _ => format!("feature {i}"),
+    };
     let bar = if progress {
         let bar = ProgressBar::new(features.len() as u64);
         if let Ok(style) = ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len}") {
@@ -200,7 +207,7 @@ pub async fn import_features(
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| anyhow::anyhow!("feature {i}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("{}: {e}", which(i, key_value.as_deref())))?;
         }
         let mut q = sqlx::query(&upsert).bind(id);
         for v in &f.props {
@@ -215,7 +222,7 @@ pub async fn import_features(
             .bind(geometry)
             .fetch_one(&mut *tx)
             .await
-            .map_err(|e| anyhow::anyhow!("feature {i}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", which(i, key_value.as_deref())))?;
         if row.try_get::<bool, _>(0)? {
             summary.inserted += 1;
         } else {

@@ -8,9 +8,11 @@
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
@@ -30,6 +32,8 @@ pub const BROWSER_PATTERNS: &[&str] = &["/", "/docs", "/styles/{name}", "/web/{*
 pub fn routes(state: &AppState) -> Router<AppState> {
     let files = ServeDir::new(&state.config.web_dir)
         .append_index_html_on_directories(false)
+        // Files are only read: another method gets the same problem+json 404 as a missing file.
+        .call_fallback_on_method_not_allowed(true)
         .not_found_service(file_not_found.into_service());
     Router::new()
         .route("/", get(index))
@@ -42,12 +46,28 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 ))
+                .layer(axum::middleware::from_fn(plausible_file_path))
                 .service(files),
         )
 }
 
 async fn file_not_found() -> AppError {
     AppError::not_found("no such file")
+}
+
+/// Longest `/web/...` path looked up on disk, and longest name in it: the folder holds nothing
+/// longer, and the file system refuses longer names with an error (`ENAMETOOLONG`) that
+/// `ServeDir` would report as a 500.
+const MAX_FILE_PATH: usize = 1024;
+const MAX_FILE_NAME: usize = 255;
+
+/// Answers 404 for a path no file of the web folder can have, before the file system is asked.
+async fn plausible_file_path(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.len() > MAX_FILE_PATH || path.split('/').any(|name| name.len() > MAX_FILE_NAME) {
+        return file_not_found().await.into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /`: the viewer for browsers, the OGC API - Features landing page for JSON clients.
@@ -135,9 +155,11 @@ async fn html_page(state: &AppState, name: &str) -> AppResult<Response> {
 /// `GET /styles/{name}.json`: a style of the styles folder with its URLs made absolute.
 async fn style(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
+    // A name that is not UTF-8 is a problem+json 400 like every other path, not axum's text.
+    let name = crate::tiles::routes::path(name)?;
     let stem = name
         .strip_suffix(".json")
         .filter(|s| {

@@ -523,19 +523,30 @@ async fn check_routes(base: &str) {
     assert_eq!(answers[1]["status"], 404);
     assert_eq!(answers[2]["body"], an);
     assert_eq!(answers[3]["status"], 400);
-    for (body, word) in [
-        (json!([{"path": "/nope"}]).to_string(), "GET route"),
-        (json!([{"path": "/api/batch"}]).to_string(), "GET route"),
-        (json!([{"path": "http://elsewhere/x"}]).to_string(), "path"),
+    for (body, word, status) in [
+        (json!([{"path": "/nope"}]).to_string(), "GET route", 400),
+        (
+            json!([{"path": "/api/batch"}]).to_string(),
+            "GET route",
+            400,
+        ),
+        (
+            json!([{"path": "http://elsewhere/x"}]).to_string(),
+            "path",
+            400,
+        ),
         (
             serde_json::to_string(&vec![json!({"path": "/health"}); 51]).unwrap(),
             "50",
+            400,
         ),
+        // Over 64 KiB: too large (413), as the OpenAPI document says.
         (
             format!("[{{\"path\": \"/health?{}\"}}]", "x".repeat(70_000)),
             "bytes",
+            413,
         ),
-        ("not json".to_string(), "JSON"),
+        ("not json".to_string(), "JSON", 400),
     ] {
         let r = client
             .post(format!("{base}/api/batch"))
@@ -544,7 +555,7 @@ async fn check_routes(base: &str) {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 400, "{word}");
+        assert_eq!(r.status().as_u16(), status, "{word}");
         let b: Value = r.json().await.unwrap();
         assert!(b["detail"].as_str().unwrap().contains(word), "{b}");
     }

@@ -32,12 +32,7 @@ pub fn parse_items_query(
         limit: config.items_default_limit,
         ..Default::default()
     };
-    let pairs: Vec<(String, String)> = match raw {
-        Some(raw) => serde_urlencoded::from_str(raw)
-            .map_err(|e| AppError::bad(format!("malformed query string: {e}")))?,
-        None => Vec::new(),
-    };
-    for (key, value) in pairs {
+    for (key, value) in crate::app::query_pairs(raw)? {
         match key.as_str() {
             "bbox" => q.bbox = Some(parse_bbox(&value, config.max_bbox_area)?),
             "limit" => {

@@ -18,13 +18,9 @@ pub const MAX_DEPTH: u32 = 1000;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Parses a raw query string, refusing names not in `allowed`.
+    /// Parses a raw query string, refusing names not in `allowed` and NUL anywhere.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> AppResult<Params> {
-        let pairs: Vec<(String, String)> = match raw {
-            Some(r) => serde_urlencoded::from_str(r)
-                .map_err(|e| AppError::bad(format!("malformed query string: {e}")))?,
-            None => Vec::new(),
-        };
+        let pairs = crate::app::query_pairs(raw)?;
         for (k, _) in &pairs {
             if !allowed.contains(&k.as_str()) {
                 return Err(AppError::bad(format!(

@@ -18,6 +18,9 @@ pub const EARTH_RADIUS: f64 = 6_378_137.0;
 pub const WORLD_HALF: f64 = std::f64::consts::PI * EARTH_RADIUS;
 /// Latitude limit of Web Mercator.
 pub const MAX_LAT: f64 = 85.051_128_779_806_59;
+/// Deepest zoom of the grid, whatever the configuration: past it a column no longer fits the
+/// `u32` of [`TileCoord`], and past 63 `1 << z` itself overflows.
+pub const MAX_GRID_ZOOM: u8 = 30;
 
 fn grid() -> &'static Tms {
     static GRID: OnceLock<Tms> = OnceLock::new();
@@ -70,8 +73,10 @@ impl Bounds {
 }
 
 impl TileCoord {
-    /// Builds a tile, refusing coordinates outside the grid or above `max_zoom`.
+    /// Builds a tile, refusing coordinates outside the grid or above `max_zoom` (itself capped
+    /// at [`MAX_GRID_ZOOM`]).
     pub fn new(z: u32, x: u64, y: u64, max_zoom: u8) -> AppResult<TileCoord> {
+        let max_zoom = max_zoom.min(MAX_GRID_ZOOM);
         if z > max_zoom as u32 {
             return Err(AppError::bad(format!(
                 "zoom {z} is above the maximum zoom {max_zoom}"
@@ -183,13 +188,15 @@ pub fn parse_tile_path(
 ) -> AppResult<(TileCoord, String)> {
     let (y, ext) = y_ext.split_once('.').ok_or_else(|| {
         AppError::bad(format!(
-            "tile path part {y_ext:?} needs an extension: .mvt, .pbf or .geojson"
+            "tile path part {:?} needs an extension: .mvt, .pbf or .geojson",
+            crate::app::truncate(y_ext, 32)
         ))
     })?;
     let num = |name: &str, s: &str| -> AppResult<u64> {
         if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AppError::bad(format!(
-                "tile {name} {s:?} is not a non-negative integer"
+                "tile {name} {:?} is not a non-negative integer",
+                crate::app::truncate(s, 32)
             )));
         }
         s.parse::<u64>()
@@ -214,12 +221,17 @@ pub fn parse_bbox(text: &str, max_area: f64) -> AppResult<Bounds> {
     }
     let mut v = [0.0f64; 4];
     for (slot, part) in v.iter_mut().zip(&parts) {
-        let n: f64 = part
-            .trim()
-            .parse()
-            .map_err(|_| AppError::bad(format!("bbox value {part:?} is not a number")))?;
+        let n: f64 = part.trim().parse().map_err(|_| {
+            AppError::bad(format!(
+                "bbox value {:?} is not a number",
+                crate::app::truncate(part, 32)
+            ))
+        })?;
         if !n.is_finite() {
-            return Err(AppError::bad(format!("bbox value {part:?} is not finite")));
+            return Err(AppError::bad(format!(
+                "bbox value {:?} is not finite",
+                crate::app::truncate(part, 32)
+            )));
         }
         *slot = n;
     }
