@@ -111,7 +111,7 @@ async fn listen(state: AppState, url: String, rebuild: Arc<Notify>) {
             Err(e) => {
                 tracing::warn!(error = %crate::source::postgis::redact(&e.to_string()), ?backoff, "LISTEN connection failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
@@ -143,7 +143,7 @@ async fn listen(state: AppState, url: String, rebuild: Arc<Notify>) {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    tracing::warn!(error = %crate::source::postgis::redact(&e.to_string()), "LISTEN connection failed; reconnecting");
                     break;
                 }
             }

@@ -246,6 +246,87 @@ async fn a_request_past_its_timeout_is_cancelled_with_its_query() {
     assert_eq!(status, 200);
 }
 
+/// Server-side statements of this test's server waiting on a lock.
+async fn lock_waiters(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_has_its_query_stopped() {
+    let (url, pool) = common::postgis_with(&common::sample_dir(), "disconnect").await;
+    // Timeouts far away: only the client's leaving can stop these statements early.
+    let server = Server::start(
+        &["--cache-size-mb", "0"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("REQUEST_TIMEOUT_SECS", "60"),
+        ],
+    );
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE network_node IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    // A GeoJSON page and a tile, each abandoned by its client after one second.
+    let children: Vec<Child> = [
+        "/collections/nodes/items?limit=5",
+        "/tiles/nodes/8/41/98.mvt",
+        "/api/search?q=shasta",
+    ]
+    .iter()
+    .map(|path| {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--max-time", "1"])
+            .arg(server.url(path))
+            .spawn()
+            .unwrap()
+    })
+    .collect();
+    let mut peak = 0;
+    for _ in 0..8 {
+        peak = peak.max(lock_waiters(&pool).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(peak, 3, "the three statements should wait on the lock");
+    for mut c in children {
+        c.wait().unwrap();
+    }
+    let left_at = Instant::now();
+    // The server closes the abandoned connections; PostgreSQL checks every second and stops
+    // their statements, long before the 60 s statement timeout.
+    let mut waiting = i64::MAX;
+    while left_at.elapsed() < Duration::from_secs(5) {
+        waiting = lock_waiters(&pool).await;
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        waiting,
+        0,
+        "statements of departed clients still wait after {:?}",
+        left_at.elapsed()
+    );
+    locker.rollback().await.unwrap();
+    let metrics = server.url("/metrics");
+    let (_, _, body) = tokio::task::spawn_blocking(move || get(&metrics))
+        .await
+        .unwrap();
+    assert!(body.contains("db_queries_abandoned_total 3"), "{body}");
+    // The pool replaced the closed connections: the server still answers from the database.
+    let page = server.url("/collections/nodes/items?limit=5");
+    let (status, _, _) = tokio::task::spawn_blocking(move || get(&page))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
 /// A PostgreSQL cluster of this test's own, which it may stop and start.
 struct Cluster {
     dir: PathBuf,
@@ -401,15 +482,57 @@ async fn a_database_that_stops_and_starts_again_is_survived_without_a_restart() 
     let g = |u: String| async move { tokio::task::spawn_blocking(move || get(&u)).await.unwrap() };
     assert_eq!(g(cached.clone()).await.0, 200);
 
+    // Clients keep asking through the stop and the start: a cached tile, and uncached ones.
+    let stop_load = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|client| {
+            let stop_load = stop_load.clone();
+            let (cached, port) = (cached.clone(), server.port);
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let mut seen = Vec::new();
+                let mut i = 0u32;
+                while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let uncached = client % 2 == 1;
+                    let url = if uncached {
+                        format!(
+                            "http://127.0.0.1:{port}/collections/nodes/items?limit=3&offset={}",
+                            (client * 1000 + i) % 70
+                        )
+                    } else {
+                        cached.clone()
+                    };
+                    let started = Instant::now();
+                    let answer = http.get(&url).send().await;
+                    let took = started.elapsed();
+                    let (status, retry) = match &answer {
+                        Ok(r) => (r.status().as_u16(), r.headers().contains_key("retry-after")),
+                        Err(_) => (0, false),
+                    };
+                    seen.push((uncached, status, retry, took));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     cluster.stop();
-    // Cached tiles keep flowing; uncached requests get a quick 503 with Retry-After (a hang
-    // would hit curl's 10 s bound and fail); /ready says not ready while /health says alive.
+    let stopped = Instant::now();
+    // Cached tiles keep flowing; uncached requests get a quick 503 with Retry-After (within
+    // 2 s, the pool's 1.5 s acquire timeout); /ready says not ready while /health says alive.
     assert_eq!(g(cached.clone()).await.0, 200);
     let started = Instant::now();
     let (status, head, _) = g(server.url("/tiles/nodes,arcs/8/40/98.mvt")).await;
     let to_503 = started.elapsed();
     assert_eq!(status, 503, "{head}");
     assert!(head.contains("retry-after:"), "{head}");
+    assert!(to_503 < Duration::from_secs(2), "503 took {to_503:?}");
     assert_eq!(g(server.url("/ready")).await.0, 503);
     assert_eq!(g(server.url("/health")).await.0, 200);
     // Many uncached requests at once: all answered (no pile-up behind the pool).
@@ -419,6 +542,7 @@ async fn a_database_that_stops_and_starts_again_is_survived_without_a_restart() 
     for r in futures::future::join_all(burst).await {
         assert_eq!(r.0, 503);
     }
+    let down_for = stopped.elapsed();
 
     cluster.start();
     let restarted = Instant::now();
@@ -434,6 +558,31 @@ async fn a_database_that_stops_and_starts_again_is_survived_without_a_restart() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert!(
+        recovered < Duration::from_secs(5),
+        "recovered only {recovered:?} after the start"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for l in load {
+        answers.extend(l.await.unwrap());
+    }
+    // What the clients saw through it all: the cached tile always 200; every other answer a
+    // 200 or a 503 with Retry-After, and none of them slower than 2 s.
+    let cached_answers: Vec<_> = answers.iter().filter(|a| !a.0).collect();
+    assert!(cached_answers.len() > 20 && cached_answers.iter().all(|a| a.1 == 200));
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|a| a.0 && !(a.1 == 200 || (a.1 == 503 && a.2)))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(answers.iter().any(|a| a.0 && a.1 == 503), "no 503 was seen");
+    let slowest = answers.iter().map(|a| a.3).max().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(2),
+        "an answer took {slowest:?}"
+    );
     // The LISTEN connection came back too: a change made now reaches the server.
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO network_arc (id, short_code, name, arc_type, from_node, to_node, geom) VALUES (900001, 'T_FAULT', 'test', 'CH', 'SHSTA', 'KSWCK', ST_GeomFromText('LINESTRING(-122.41 40.71, -122.44 40.61)', 4326))")
@@ -450,8 +599,15 @@ async fn a_database_that_stops_and_starts_again_is_survived_without_a_restart() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen, "a change after the restart never reached the server");
+    let listening = restarted.elapsed();
+    assert!(
+        listening < Duration::from_secs(5),
+        "the LISTEN connection came back only {listening:?} after the start"
+    );
     println!(
-        "database fault: first uncached answer after the stop in {to_503:?}; recovered {recovered:?} after the start"
+        "database fault (down {down_for:?}, {} answers under load): first uncached answer after the stop in {to_503:?}; \
+         requests recovered {recovered:?} and changes {listening:?} after the start; slowest answer {slowest:?}",
+        answers.len()
     );
 }
 

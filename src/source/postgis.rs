@@ -11,7 +11,8 @@ use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use std::time::{Duration, Instant};
 
@@ -50,10 +51,15 @@ pub async fn connect_for_serving(
     use std::str::FromStr;
     let options = sqlx::postgres::PgConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("bad DATABASE_URL: {}", redact(&e.to_string())))?
-        .options([(
-            "statement_timeout",
-            format!("{}s", config.request_timeout_secs),
-        )]);
+        .options([
+            (
+                "statement_timeout",
+                format!("{}s", config.request_timeout_secs),
+            ),
+            // A backend whose client went away (see `Held`) stops its statement within a
+            // second instead of running on to the statement timeout (PostgreSQL 14 or later).
+            ("client_connection_check_interval", "1000".to_string()),
+        ]);
     PgPoolOptions::new()
         .max_connections(config.db_pool_size)
         .min_connections(1.min(config.db_pool_size))
@@ -119,6 +125,45 @@ impl PostgisSource {
     /// The pool, for migrations and tests.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// A pooled connection for one request's query. Dropped before [`Held::release`] (the request
+/// was cancelled: its client disconnected, or it ran past the request timeout), it is closed
+/// rather than returned to the pool, so PostgreSQL notices the closed socket
+/// (`client_connection_check_interval`) and stops the statement at once instead of letting it
+/// run on to `statement_timeout` while holding a connection.
+struct Held {
+    conn: PoolConnection<Postgres>,
+    released: bool,
+}
+
+impl Held {
+    /// Waits (up to the pool's acquire timeout) for a connection.
+    async fn acquire(pool: &PgPool) -> AppResult<Held> {
+        Ok(Held {
+            conn: pool.acquire().await?,
+            released: false,
+        })
+    }
+
+    /// The connection, to run statements on.
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// The query finished (well or not): the connection goes back to the pool.
+    fn release(mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.released {
+            metrics::counter!("db_queries_abandoned_total").increment(1);
+            self.conn.close_on_drop();
+        }
     }
 }
 
@@ -260,14 +305,17 @@ impl Source for PostgisSource {
             return Ok(Vec::new());
         }
         let sql = format!("SELECT {} AS mvt", parts.join(" || "));
+        let mut held = Held::acquire(&self.pool).await?;
         let started = Instant::now();
         let row = sqlx::query(&sql)
             .bind(tile.z as i32)
             .bind(tile.x as i32)
             .bind(tile.y as i32)
             .bind(tile.unit_m())
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(held.conn())
+            .await;
+        held.release();
+        let row = row?;
         self.done("tile", started, || tile_name(layers, tile));
         Ok(row.try_get::<Vec<u8>, _>(0)?)
     }
@@ -293,13 +341,16 @@ impl Source for PostgisSource {
             return Ok(Vec::new());
         }
         let sql = format!("{} ORDER BY o, fid", selects.join(" UNION ALL "));
+        let mut held = Held::acquire(&self.pool).await?;
         let started = Instant::now();
         let rows = sqlx::query(&sql)
             .bind(tile.z as i32)
             .bind(tile.x as i32)
             .bind(tile.y as i32)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(held.conn())
+            .await;
+        held.release();
+        let rows = rows?;
         self.done("tile_geojson", started, || tile_name(layers, tile));
         rows.iter()
             .map(|r| r.try_get::<String, _>("f").map_err(AppError::from))
@@ -313,11 +364,13 @@ impl Source for PostgisSource {
             "SELECT count(*) FROM {} t WHERE {cond}",
             quote_ident(&layer.table)
         );
+        let mut held = Held::acquire(&self.pool).await?;
         let started = Instant::now();
-        let n: i64 = bind_all(sqlx::query(&sql), &binds)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let row = bind_all(sqlx::query(&sql), &binds)
+            .fetch_one(held.conn())
+            .await;
+        held.release();
+        let n: i64 = row?.try_get(0)?;
         self.done("count", started, || format!("{} items", layer.name));
         Ok(n as u64)
     }
@@ -349,15 +402,26 @@ impl Source for PostgisSource {
             props = json_props(layer),
             table = quote_ident(&layer.table),
         );
+        let mut held = Held::acquire(&self.pool).await?;
         let started = Instant::now();
-        let mut rows = bind_all(sqlx::query(&sql), &binds).fetch(&self.pool);
-        let mut sent = 0;
-        while let Some(row) = rows.try_next().await? {
-            if out.send(row.try_get::<String, _>(0)?).await.is_err() {
-                break;
+        let (mut sent, mut finished) = (0, false);
+        let streamed: AppResult<()> = async {
+            let mut rows = bind_all(sqlx::query(&sql), &binds).fetch(held.conn());
+            while let Some(row) = rows.try_next().await? {
+                if out.send(row.try_get::<String, _>(0)?).await.is_err() {
+                    // The client went away: the rest of the query is abandoned with it.
+                    return Ok(());
+                }
+                sent += 1;
             }
-            sent += 1;
+            finished = true;
+            Ok(())
         }
+        .await;
+        if finished || streamed.is_err() {
+            held.release();
+        }
+        streamed?;
         self.done("items", started, || {
             format!(
                 "{} items offset {} limit {}",
@@ -377,11 +441,10 @@ impl Source for PostgisSource {
             props = json_props(layer),
             table = quote_ident(&layer.table),
         );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+        let mut held = Held::acquire(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(held.conn()).await;
+        held.release();
+        Ok(row?.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
     async fn stats(&self, layer: &LayerConfig) -> AppResult<LayerStats> {
@@ -474,14 +537,17 @@ impl Source for PostgisSource {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
+        let mut held = Held::acquire(&self.pool).await?;
         let started = Instant::now();
         let rows = sqlx::query(&sql)
             .bind(format!("%{escaped}%"))
             .bind(q)
             .bind(format!("{escaped}%"))
             .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(held.conn())
+            .await;
+        held.release();
+        let rows = rows?;
         self.done("search", started, || format!("search {}", layer.name));
         let mut page = SearchPage::default();
         for r in rows {
