@@ -16,9 +16,10 @@ use crate::tiles::cache::TileCache;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::{HeaderMap, Method};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{MethodFilter, MethodRouter};
 use serde_json::json;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
@@ -176,97 +177,163 @@ pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
     Ok(Arc::new(MemorySource::sample(&config.layers)?))
 }
 
-/// Every GET route, without state: the router serves them and `POST /api/batch` replays them.
-pub fn read_routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/catalog", get(crate::tiles::routes::catalog))
-        .route("/tiles/{name}", get(crate::tiles::routes::tilejson))
-        .route(
-            "/tiles/{layers}/{z}/{x}/{y}",
-            get(crate::tiles::routes::tile),
-        )
-        .route("/conformance", get(crate::features::ogc::conformance))
-        .route("/collections", get(crate::features::ogc::collections))
-        .route(
-            "/collections/{layer}",
-            get(crate::features::ogc::collection),
-        )
-        .route("/collections/{layer}/items", get(crate::features::items))
-        .route(
-            "/collections/{layer}/items/{id}",
-            get(crate::features::ogc::item),
-        )
-        .route("/network/nodes/{code}", get(network::node_summary))
-        .route("/network/nodes/{code}/upstream", get(network::upstream))
-        .route("/network/nodes/{code}/downstream", get(network::downstream))
-        .route("/network/path", get(network::find_path))
-        .route("/network/arcs/{code}", get(network::arc))
-        .route("/api/health", get(compat::health))
-        .route("/api/nodes", get(compat::nodes))
-        .route("/api/arcs", get(compat::arcs))
-        .route("/api/nodes/spatial", get(compat::nodes_spatial))
-        .route("/api/nodes/optimized", get(compat::nodes_optimized))
-        .route("/api/search", get(compat::search))
-        .route("/api/nodes/{id}/analysis", get(compat::node_analysis_route))
-        .route("/api/arcs/{id}/analysis", get(compat::arc_analysis))
-        .route("/api/nodes/{id}/network", get(compat::node_network_route))
-        .route(
-            "/api/network/analysis/node/{id}",
-            get(compat::node_analysis_route),
-        )
-        .route("/api/workshop/status", get(compat::workshop_status))
-        .route("/metrics", get(crate::telemetry::metrics))
-        .route("/api/openapi.json", get(crate::openapi::openapi))
-        .fallback(not_found)
+/// One route of the router: its path pattern, the methods it answers, and the handler for
+/// them, built from that method list (so the list is what routes requests).
+pub struct RouteEntry {
+    /// The axum path pattern, e.g. `/collections/{layer}/items`.
+    pub path: &'static str,
+    /// The methods it answers; a GET route answers HEAD too.
+    pub methods: &'static [Method],
+    /// What answers those methods.
+    pub handler: MethodRouter<AppState>,
 }
 
-/// Whether a path names a GET route of [`read_routes`] (used to vet batch items).
+/// The methods of a route that only reads.
+pub const GET: &[Method] = &[Method::GET];
+
+/// The methods of `/api/batch`.
+pub const POST: &[Method] = &[Method::POST];
+
+/// A route answering each of `methods` with `handler`.
+pub fn route<H, T>(path: &'static str, methods: &'static [Method], handler: H) -> RouteEntry
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let router = methods.iter().fold(MethodRouter::new(), |router, m| {
+        router.on(method_filter(m), handler.clone())
+    });
+    RouteEntry {
+        path,
+        methods,
+        handler: router,
+    }
+}
+
+/// A route answering each of `methods` with a tower service.
+pub fn route_service<S>(path: &'static str, methods: &'static [Method], service: S) -> RouteEntry
+where
+    S: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
+    let router = methods.iter().fold(MethodRouter::new(), |router, m| {
+        router.on_service(method_filter(m), service.clone())
+    });
+    RouteEntry {
+        path,
+        methods,
+        handler: router,
+    }
+}
+
+fn method_filter(m: &Method) -> MethodFilter {
+    // The tables name standard methods only; another would be a bug caught by every test.
+    MethodFilter::try_from(m.clone()).unwrap_or_else(|_| panic!("{m} cannot be routed"))
+}
+
+/// A GET route.
+fn get<H, T>(path: &'static str, handler: H) -> RouteEntry
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    route(path, GET, handler)
+}
+
+/// Every GET route that reads data, without state: the router serves them and
+/// `POST /api/batch` replays them.
+pub fn read_route_table() -> Vec<RouteEntry> {
+    use crate::features::ogc;
+    use crate::tiles::routes as tiles;
+    vec![
+        get("/health", health),
+        get("/ready", ready),
+        get("/catalog", tiles::catalog),
+        get("/tiles/{name}", tiles::tilejson),
+        get("/tiles/{layers}/{z}/{x}/{y}", tiles::tile),
+        get("/conformance", ogc::conformance),
+        get("/collections", ogc::collections),
+        get("/collections/{layer}", ogc::collection),
+        get("/collections/{layer}/items", crate::features::items),
+        get("/collections/{layer}/items/{id}", ogc::item),
+        get("/network/nodes/{code}", network::node_summary),
+        get("/network/nodes/{code}/upstream", network::upstream),
+        get("/network/nodes/{code}/downstream", network::downstream),
+        get("/network/path", network::find_path),
+        get("/network/arcs/{code}", network::arc),
+        get("/api/health", compat::health),
+        get("/api/nodes", compat::nodes),
+        get("/api/arcs", compat::arcs),
+        get("/api/nodes/spatial", compat::nodes_spatial),
+        get("/api/nodes/optimized", compat::nodes_optimized),
+        get("/api/search", compat::search),
+        get("/api/nodes/{id}/analysis", compat::node_analysis_route),
+        get("/api/arcs/{id}/analysis", compat::arc_analysis),
+        get("/api/nodes/{id}/network", compat::node_network_route),
+        get(
+            "/api/network/analysis/node/{id}",
+            compat::node_analysis_route,
+        ),
+        get("/api/workshop/status", compat::workshop_status),
+        get("/metrics", crate::telemetry::metrics),
+        get("/api/openapi.json", crate::openapi::openapi),
+    ]
+}
+
+/// A router serving the routes of `table`.
+fn fold(table: Vec<RouteEntry>) -> Router<AppState> {
+    table
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+}
+
+/// The routes of [`read_route_table`], without state (what `POST /api/batch` replays).
+pub fn read_routes() -> Router<AppState> {
+    fold(read_route_table()).fallback(not_found)
+}
+
+/// Whether a path names a GET route of [`read_route_table`] (used to vet batch items).
 pub fn is_read_route(path: &str) -> bool {
     static PATTERNS: std::sync::OnceLock<matchit::Router<()>> = std::sync::OnceLock::new();
     let patterns = PATTERNS.get_or_init(|| {
         let mut r = matchit::Router::new();
-        for p in READ_PATTERNS {
-            // The patterns are constants of this file; a clash would be a bug caught by tests.
-            let _ = r.insert(*p, ());
+        for route in read_route_table() {
+            if route.methods.contains(&Method::GET) {
+                // The router registers the same patterns: a clash would already panic there.
+                let _ = r.insert(route.path, ());
+            }
         }
         r
     });
     patterns.at(path).is_ok()
 }
 
-/// The path patterns of [`read_routes`], in the same order.
-pub const READ_PATTERNS: &[&str] = &[
-    "/health",
-    "/ready",
-    "/catalog",
-    "/tiles/{name}",
-    "/tiles/{layers}/{z}/{x}/{y}",
-    "/conformance",
-    "/collections",
-    "/collections/{layer}",
-    "/collections/{layer}/items",
-    "/collections/{layer}/items/{id}",
-    "/network/nodes/{code}",
-    "/network/nodes/{code}/upstream",
-    "/network/nodes/{code}/downstream",
-    "/network/path",
-    "/network/arcs/{code}",
-    "/api/health",
-    "/api/nodes",
-    "/api/arcs",
-    "/api/nodes/spatial",
-    "/api/nodes/optimized",
-    "/api/search",
-    "/api/nodes/{id}/analysis",
-    "/api/arcs/{id}/analysis",
-    "/api/nodes/{id}/network",
-    "/api/network/analysis/node/{id}",
-    "/api/workshop/status",
-    "/metrics",
-    "/api/openapi.json",
-];
+/// Every route [`router`] registers: the read routes, the browser routes and `/api/batch`.
+pub fn route_table(state: &AppState) -> Vec<RouteEntry> {
+    let mut table = read_route_table();
+    table.extend(crate::web::route_table(state));
+    // Its body is capped by the handler itself (`compat::read_capped`).
+    table.push(route("/api/batch", POST, compat::batch));
+    table
+}
+
+/// The (method, path pattern) pairs [`router`] answers, from [`route_table`] (HEAD is implied
+/// by GET and not listed).
+pub fn route_list(state: &AppState) -> Vec<(String, String)> {
+    route_table(state)
+        .iter()
+        .flat_map(|r| {
+            r.methods
+                .iter()
+                .map(|m| (m.to_string(), r.path.to_string()))
+        })
+        .collect()
+}
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -283,14 +350,8 @@ pub fn router(state: AppState) -> Router {
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers(Any);
     let timeout = std::time::Duration::from_secs(state.config.request_timeout_secs);
-    read_routes()
-        .merge(crate::web::routes(&state))
-        .route(
-            "/api/batch",
-            axum::routing::post(compat::batch).layer(axum::extract::DefaultBodyLimit::max(
-                compat::BATCH_MAX_BYTES,
-            )),
-        )
+    fold(route_table(&state))
+        .fallback(not_found)
         // Last, so it covers every route above: a wrong method is a problem too.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -374,7 +435,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // On SIGTERM (how ECS stops a task) or Ctrl-C: stop accepting, let requests in flight
     // finish for up to the grace period, close the pool, exit 0.
     serve_connections(listener, app, client_timeout, shutdown_signal(), grace).await;
-    source.close().await;
+    // Closing waits for connections still checked out; a request held past the grace period
+    // holds one, so the wait is bounded too (its connection drops with the process).
+    if tokio::time::timeout(std::time::Duration::from_secs(2), source.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("pool not closed within 2 s: a request still holds a connection");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -467,8 +535,9 @@ mod tests {
     #[test]
     fn batch_vets_paths_against_the_read_routes() {
         let mut m = matchit::Router::new();
-        for p in READ_PATTERNS {
-            m.insert(*p, ()).expect("patterns do not clash");
+        for r in read_route_table() {
+            m.insert(r.path, ()).expect("patterns do not clash");
+            assert_eq!(r.methods, GET, "{} only reads", r.path);
         }
         assert!(is_read_route("/tiles/nodes/1/0/0.mvt"));
         assert!(is_read_route("/network/nodes/SHSTA/downstream"));

@@ -5,16 +5,14 @@
 //! through `tower-http`'s `ServeDir`, which refuses `..` and encoded escapes; a style name must
 //! be a plain identifier before it becomes a file name. HTML answers carry the security headers.
 
-use crate::app::AppState;
+use crate::app::{AppState, GET, RouteEntry, route, route_service};
 use crate::error::{AppError, AppResult};
-use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::Value;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -25,30 +23,48 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' da
      worker-src 'self' blob:; child-src blob:; style-src 'self' 'unsafe-inline'; \
      connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
-/// The path patterns of [`routes`] (beside [`crate::app::READ_PATTERNS`] and `/api/batch`).
-pub const BROWSER_PATTERNS: &[&str] = &["/", "/docs", "/styles/{name}", "/web/{*path}"];
-
 /// The browser routes, with the static folder of this configuration.
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub fn route_table(state: &AppState) -> Vec<RouteEntry> {
     let files = ServeDir::new(&state.config.web_dir)
         .append_index_html_on_directories(false)
-        // Files are only read: another method gets the same problem+json 404 as a missing file.
-        .call_fallback_on_method_not_allowed(true)
         .not_found_service(file_not_found.into_service());
-    Router::new()
-        .route("/", get(index))
-        .route("/docs", get(docs))
-        .route("/styles/{name}", get(style))
-        .nest_service(
-            "/web",
-            tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                .layer(axum::middleware::from_fn(plausible_file_path))
-                .service(files),
-        )
+    let files = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(axum::middleware::from_fn(strip_web_prefix))
+        .layer(axum::middleware::from_fn(plausible_file_path))
+        .service(files);
+    vec![
+        route("/", GET, index),
+        route("/docs", GET, docs),
+        route("/styles/{name}", GET, style),
+        route_service("/web/{*path}", GET, files),
+    ]
+}
+
+/// Takes `/web` off the path, so the file service looks the rest up in the web folder.
+async fn strip_web_prefix(mut request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let Some(rest) = uri.path().strip_prefix("/web") else {
+        return file_not_found().await.into_response();
+    };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    // The rest of a path that parsed parses too; anything else is no file.
+    let Ok(path_and_query) = path_and_query.parse() else {
+        return file_not_found().await.into_response();
+    };
+    parts.path_and_query = Some(path_and_query);
+    let Ok(uri) = Uri::from_parts(parts) else {
+        return file_not_found().await.into_response();
+    };
+    *request.uri_mut() = uri;
+    next.run(request).await
 }
 
 async fn file_not_found() -> AppError {
@@ -121,6 +137,22 @@ fn prefers_json(headers: &HeaderMap) -> bool {
     json && !html
 }
 
+/// The pages' policy; a `GLYPHS_URL` on another host is added to `connect-src`, so the viewer
+/// may fetch its labels' glyphs there.
+pub fn content_security_policy(glyphs_url: Option<&str>) -> HeaderValue {
+    let origin = glyphs_url
+        .and_then(|g| g.parse::<Uri>().ok())
+        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?)));
+    match origin {
+        Some(o) => HeaderValue::from_str(
+            &CONTENT_SECURITY_POLICY
+                .replace("connect-src 'self'", &format!("connect-src 'self' {o}")),
+        )
+        .unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+        None => HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    }
+}
+
 /// Reads an HTML page of the web folder and sends it with the security headers.
 async fn html_page(state: &AppState, name: &str) -> AppResult<Response> {
     let path = state.config.web_dir.join(name);
@@ -137,7 +169,7 @@ async fn html_page(state: &AppState, name: &str) -> AppResult<Response> {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        content_security_policy(state.config.glyphs_url.as_deref()),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -238,5 +270,23 @@ mod tests {
             Some("https://g/{fontstack}/{range}.pbf"),
         );
         assert_eq!(doc["glyphs"], "https://g/{fontstack}/{range}.pbf");
+    }
+
+    #[test]
+    fn a_glyph_host_is_allowed_to_the_pages() {
+        let own = content_security_policy(None);
+        assert_eq!(own, CONTENT_SECURITY_POLICY);
+        assert_eq!(
+            content_security_policy(Some("/web/fonts/{fontstack}/{range}.pbf")),
+            own
+        );
+        let other = content_security_policy(Some(
+            "https://fonts.example.org:8443/{fontstack}/{range}.pbf",
+        ));
+        let other = other.to_str().unwrap();
+        assert!(
+            other.contains("connect-src 'self' https://fonts.example.org:8443;"),
+            "{other}"
+        );
     }
 }
