@@ -1,8 +1,8 @@
 //! `import`: GeoJSON layer files into the PostGIS tables, idempotently.
 //!
 //! A file is matched to a layer by its name (`nodes.geojson` -> the `nodes` layer), read whole
-//! and checked through `data.rs` before the database is touched, then written in one
-//! transaction: a bad file changes nothing. Rows are upserted by id; a feature keeps its GeoJSON
+//! and checked through `data.rs` before the database is touched, then every file of one import
+//! is written in one transaction: a bad file changes nothing, not even the files before it. Rows are upserted by id; a feature keeps its GeoJSON
 //! id, one without an id takes the id of the row with its key, or else the next free id.
 
 use crate::config::{GeometryKind, LayerConfig, quote_ident};
@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What one file import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,36 +67,35 @@ pub fn plan<'a>(
     Ok(out)
 }
 
-/// Imports files (or folders of them); stops at the first bad file, earlier files stay.
+/// Imports files (or folders of them) all or nothing: every file is read and checked before the
+/// database is touched, then all are written in one transaction, so a bad file (or a feature the
+/// database refuses) leaves every table as it was, and readers see the new data all at once.
 pub async fn import_paths(
     pool: &PgPool,
     paths: &[PathBuf],
     layers: &[LayerConfig],
     progress: bool,
 ) -> anyhow::Result<Vec<ImportSummary>> {
-    let mut out = Vec::new();
+    let mut parsed = Vec::new();
     for (layer, path) in plan(paths, layers)? {
-        out.push(import_file(pool, layer, &path, progress).await?);
+        let features = read_layer_file(&path, layer)?;
+        parsed.push((layer, path, features));
     }
+    let mut tx = pool.begin().await?;
+    let mut out = Vec::new();
+    for (layer, path, features) in &parsed {
+        let summary = import_features(&mut tx, layer, features, progress)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        out.push(summary);
+    }
+    tx.commit().await?;
     Ok(out)
 }
 
-/// Imports one file into its layer's table in one transaction.
-pub async fn import_file(
-    pool: &PgPool,
-    layer: &LayerConfig,
-    path: &Path,
-    progress: bool,
-) -> anyhow::Result<ImportSummary> {
-    let features = read_layer_file(path, layer)?;
-    import_features(pool, layer, &features, progress)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Writes parsed features in one transaction.
+/// Writes parsed features into their layer's table, inside the caller's transaction.
 pub async fn import_features(
-    pool: &PgPool,
+    tx: &mut sqlx::PgConnection,
     layer: &LayerConfig,
     features: &[LayerFeature],
     progress: bool,
@@ -105,7 +104,6 @@ pub async fn import_features(
     let id_col = quote_ident(&layer.id_column);
     let key = layer.key_column.as_deref();
     let key_index = key.and_then(|k| layer.properties.iter().position(|p| p.column() == k));
-    let mut tx = pool.begin().await?;
     // Existing ids by key, so features without an id keep the row they had.
     let mut by_key: HashMap<String, i64> = HashMap::new();
     if let Some(k) = key {
@@ -230,7 +228,6 @@ pub async fn import_features(
         }
         bar.inc(1);
     }
-    tx.commit().await?;
     bar.finish_and_clear();
     Ok(summary)
 }

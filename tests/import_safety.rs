@@ -346,11 +346,10 @@ async fn malformed_files_are_refused_naming_the_feature_and_change_nothing() {
 async fn a_bad_file_after_good_ones_in_a_folder_leaves_the_database_as_it_was() {
     let (_url, pool) = common::postgis_with(&common::sample_dir(), "import_safety_dir").await;
     let before = fingerprint(&pool).await;
-    // The sample's own nodes (imported again: an idempotent no-op), then arcs with a Polygon
-    // after good arcs: the nodes stay as they were, the arcs' transaction leaves nothing.
+    // A good nodes file that changes the data (SHSTA moved, a new node), then arcs with a
+    // Polygon after a good arc: the import is all or nothing, so neither file lands.
     let dir = temp_folder("folder");
-    let nodes = std::fs::read(common::sample_dir().join("nodes.geojson")).expect("sample nodes");
-    write(&dir, "nodes.geojson", &nodes);
+    write(&dir, "nodes.geojson", collection(&good_nodes()).as_bytes());
     let arcs = collection(&[
         feature(
             "1",
