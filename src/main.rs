@@ -338,7 +338,20 @@ async fn main() {
     init_logging();
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
-        eprintln!("error: {}", postgis::redact(&format!("{e:#}")));
+        let message = postgis::redact(&format!("{e:#}"));
+        if std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") {
+            // The shape of the other JSON log lines, so log tooling reads this one too.
+            let line = serde_json::json!({
+                "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now())
+                    .to_string(),
+                "level": "ERROR",
+                "fields": { "message": message },
+                "target": env!("CARGO_CRATE_NAME"),
+            });
+            eprintln!("{line}");
+        } else {
+            eprintln!("error: {message}");
+        }
         std::process::exit(1);
     }
 }
