@@ -9,6 +9,7 @@
 
 mod common;
 
+use axum::response::IntoResponse;
 use coeqwal_network_api::config::Config;
 use coeqwal_network_api::source::memory::MemorySource;
 use coeqwal_network_api::tiles::grid::{Bounds, TileCoord};
@@ -188,6 +189,7 @@ async fn check_routes(base: &str) {
     check_tilejson(&mut c, &client, base).await;
     check_catalog(&mut c, &client, base).await;
     check_items(&mut c, &client, base).await;
+    check_ogc(&mut c, &client, base).await;
     check_health(&mut c, &client, base).await;
     check_bad_input(&mut c, &client, base).await;
     c.finish(base);
@@ -838,6 +840,117 @@ async fn check_items(c: &mut Checks, client: &reqwest::Client, base: &str) {
     }
 }
 
+/// OGC API - Features Part 1 Core documents: landing page, conformance, collections, one
+/// collection, one item, `prev` links, and filters by the data's own key (`type`).
+async fn check_ogc(c: &mut Checks, client: &reqwest::Client, base: &str) {
+    let r = get(client, &format!("{base}/?f=json")).await;
+    if expect_head(c, &r, 200, "application/json") {
+        let doc = r.json(c).unwrap_or_default();
+        for rel in ["self", "conformance", "data", "service-desc"] {
+            c.ok(link(&doc, rel).is_some(), || {
+                format!("{}: no {rel} link in {doc}", r.url)
+            });
+        }
+    }
+    let r = get(client, &format!("{base}/conformance")).await;
+    if expect_head(c, &r, 200, "application/json") {
+        let doc = r.json(c).unwrap_or_default();
+        let classes: Vec<&str> = doc["conformsTo"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for class in ["core", "geojson"] {
+            let uri = format!("http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/{class}");
+            c.ok(classes.contains(&uri.as_str()), || {
+                format!("{}: {uri} missing from {classes:?}", r.url)
+            });
+        }
+    }
+    let r = get(client, &format!("{base}/collections")).await;
+    if expect_head(c, &r, 200, "application/json") {
+        let doc = r.json(c).unwrap_or_default();
+        let ids: Vec<&str> = doc["collections"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["id"].as_str()).collect())
+            .unwrap_or_default();
+        c.ok(ids == ["nodes", "arcs", "demand_units"], || {
+            format!("{}: collections {ids:?}", r.url)
+        });
+    }
+    let r = get(client, &format!("{base}/collections/nodes")).await;
+    if expect_head(c, &r, 200, "application/json") {
+        let doc = r.json(c).unwrap_or_default();
+        let bbox: Vec<f64> = doc["extent"]["spatial"]["bbox"][0]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        c.ok(
+            bbox.len() == 4 && bbox[0] > -125.0 && bbox[2] < -114.0 && bbox[0] < bbox[2],
+            || format!("{}: spatial extent {bbox:?}", r.url),
+        );
+        c.ok(link(&doc, "items").is_some(), || {
+            format!("{}: no items link", r.url)
+        });
+    }
+    // SHSTA is feature 81 of the real data.
+    let r = get(client, &format!("{base}/collections/nodes/items/81")).await;
+    if expect_head(c, &r, 200, "application/geo+json") {
+        let doc = r.json(c).unwrap_or_default();
+        c.ok(
+            doc["type"] == "Feature" && doc["properties"]["short_code"] == "SHSTA",
+            || format!("{}: {doc}", r.url),
+        );
+        for rel in ["self", "collection"] {
+            c.ok(link(&doc, rel).is_some(), || {
+                format!("{}: no {rel} link", r.url)
+            });
+        }
+    }
+    let r = get(client, &format!("{base}/collections/nodes/items/99999999")).await;
+    expect_problem(c, &r, 404);
+    // A comma list names layers for tiles, never a collection.
+    let r = get(client, &format!("{base}/collections/nodes,arcs/items")).await;
+    expect_problem(c, &r, 404);
+
+    // `prev` goes back: the second page's prev link gives the first page again.
+    let first = format!("{base}/collections/nodes/items?limit=100");
+    let second = format!("{base}/collections/nodes/items?limit=100&offset=100");
+    if let (Some(a), Some(b)) = (
+        items_page(c, client, &first).await,
+        items_page(c, client, &second).await,
+    ) {
+        c.ok(link(&a, "prev").is_none(), || {
+            format!("{first}: a prev link on the first page")
+        });
+        match link(&b, "prev") {
+            Some(prev) => {
+                if let Some(back) = items_page(c, client, &prev).await {
+                    let ids = |d: &Value| -> Vec<Value> {
+                        features(d).iter().map(|f| f["id"].clone()).collect()
+                    };
+                    c.ok(ids(&back) == ids(&a), || {
+                        format!("{prev}: not the first page again")
+                    });
+                }
+            }
+            None => {
+                c.ok(false, || format!("{second}: no prev link"));
+            }
+        }
+    }
+    // The data's own key works as a filter too: `type=STR` is `node_type=STR`.
+    let by_key = format!("{base}/collections/nodes/items?type=STR&limit=1");
+    if let Some(doc) = items_page(c, client, &by_key).await {
+        let expected = str_nodes_in_file();
+        c.ok(doc["numberMatched"] == expected, || {
+            format!(
+                "{by_key}: numberMatched {} (expected {expected})",
+                doc["numberMatched"]
+            )
+        });
+    }
+}
+
 async fn check_health(c: &mut Checks, client: &reqwest::Client, base: &str) {
     let url = format!("{base}/health");
     let r = get(client, &url).await;
@@ -995,4 +1108,60 @@ async fn http_embedded_sample_tile_has_three_layers() {
         });
     }
     c.finish("embedded sample");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_pages_carry_security_headers_and_errors_no_internals() {
+    let config = Config::default();
+    let sample = MemorySource::sample(&config.layers).expect("the embedded sample loads");
+    let base = common::start_server(Arc::new(sample), config).await;
+    let client = reqwest::Client::new();
+    for page in ["/", "/docs"] {
+        let r = client
+            .get(format!("{base}{page}"))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        let h = r.headers();
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{page}: no Content-Security-Policy"));
+        for directive in [
+            "default-src 'self'",
+            "worker-src 'self' blob:",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{page}: CSP {csp:?} lacks {directive:?}"
+            );
+        }
+        assert_eq!(h["x-content-type-options"], "nosniff", "{page}");
+        assert_eq!(h["x-frame-options"], "DENY", "{page}");
+        assert!(h.contains_key("referrer-policy"), "{page}");
+    }
+    let r = client
+        .get(format!("{base}/web/viewer.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // A 500 says only that the server failed; what failed goes to the log.
+    let body = coeqwal_network_api::error::AppError::Internal(
+        "connection to postgres://u:secret@db failed at src/x.rs:1".into(),
+    )
+    .into_response();
+    assert_eq!(body.status(), 500);
+    let bytes = axum::body::to_bytes(body.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.contains("secret") && !text.contains("src/x.rs"),
+        "{text}"
+    );
 }

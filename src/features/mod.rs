@@ -52,14 +52,21 @@ pub fn parse_items_query(
                 }
             }
             name => {
-                if layer.property(name).is_none() {
+                // A published name (`node_type`), or the data's own key for it (`type`).
+                let property = layer.property(name).or_else(|| {
+                    layer
+                        .properties
+                        .iter()
+                        .find(|p| p.field() == name && layer.property(p.field()).is_none())
+                });
+                let Some(property) = property else {
                     return Err(AppError::bad(format!(
                         "unknown query parameter {:?}: use bbox, limit, offset, clip or a property of layer {}",
                         crate::app::truncate(name, 64),
                         layer.name
                     )));
-                }
-                q.filters.push((name.to_string(), value));
+                };
+                q.filters.push((property.name.clone(), value));
             }
         }
     }
@@ -90,10 +97,7 @@ pub async fn items(
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
     let name = path(layer)?;
-    let layer = *state
-        .layers(&name)?
-        .first()
-        .ok_or_else(|| AppError::not_found("no layer named"))?;
+    let layer = ogc::one_layer(&state, &name)?;
     let query = parse_items_query(raw.as_deref(), layer, &state.config)?;
     // Counting first surfaces a database failure as a 503 before any byte is sent.
     let matched = state.source.count(layer, &query).await?;
