@@ -16,17 +16,19 @@ fn root() -> PathBuf {
 
 /// Runs a client program to the end; panics with its output when it fails.
 async fn run(cmd: &mut Command, what: &str) -> String {
+    run_both(cmd, what).await.0
+}
+
+/// [`run`], answering stdout and stderr.
+async fn run_both(cmd: &mut Command, what: &str) -> (String, String) {
     let out = cmd
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {what} ({e}); scripts/test installs it"));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
 }
 
 async fn browser(base: &str, expect: &str) {
@@ -98,20 +100,33 @@ async fn gdal_reads_every_collection_and_tile() {
         "{info}"
     );
 
-    // ogr2ogr pages through every node into a GeoPackage.
+    // ogr2ogr pages through every node into a GeoPackage, 200 a page (GDAL's OAPIF open option
+    // PAGE_SIZE), so it must follow the `next` links; CPL_DEBUG logs each page it fetches.
     let dir = std::env::temp_dir().join(format!("coeqwal-gdal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let gpkg = dir.join("nodes.gpkg");
     let _ = std::fs::remove_file(&gpkg);
-    run(
+    let (_, log) = run_both(
         Command::new("ogr2ogr")
             .args(["-f", "GPKG"])
+            .args(["-oo", "PAGE_SIZE=200"])
             .arg(&gpkg)
             .arg(format!("OAPIF:{base}"))
-            .arg("nodes"),
+            .arg("nodes")
+            .env("CPL_DEBUG", "ON"),
         "ogr2ogr",
     )
     .await;
+    let pages: BTreeSet<&str> = log
+        .lines()
+        .filter_map(|l| l.split("Fetch(").nth(1))
+        .filter(|url| url.contains("/collections/nodes/items"))
+        .collect();
+    assert!(
+        pages.iter().all(|url| url.contains("limit=200"))
+            && pages.iter().any(|url| url.contains("offset=1200")),
+        "ogr2ogr did not page 200 at a time through 1400 nodes: {pages:?}"
+    );
     let copied = run(
         Command::new("ogrinfo")
             .args(["-ro", "-so"])

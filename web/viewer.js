@@ -5,8 +5,9 @@
 // For tests and the console it exposes `window.map` (the maplibregl.Map), `window.viewerReady`
 // (a promise that settles once the map has loaded and taken its first view),
 // `window.highlightNode(shortCode, direction, depth)` (what a click on a node does) and
-// `window.lastHighlight` (the last trace). Every failure is shown on the status line; nothing
-// here lets an error escape uncaught.
+// `window.lastHighlight` (the last trace), and `window.viewerErrors` (every error the status line
+// showed). Every failure is shown on the status line, and an error event of the map is logged on
+// the console too; nothing here lets an error escape uncaught.
 'use strict';
 
 (function () {
@@ -140,10 +141,11 @@
   map.addControl(new maplibregl.NavigationControl({ visualizePitch: false }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
 
-  // Errors of the map (a tile, a glyph, the style) go to the status line instead of the console.
+  // Errors of the map (a tile, a glyph, the style) go to the console and the status line.
   map.on('error', (event) => {
     const err = event && event.error;
     const message = describe(err);
+    console.error(`Map error: ${message}`, err || event);
     setStatus(`Map: ${message}`, true);
   });
 
@@ -303,6 +305,47 @@
     return String(v);
   }
 
+  // Hover lists at most this many properties, each cut to HOVER_TEXT characters.
+  const HOVER_ROWS = 14;
+  const HOVER_TEXT = 80;
+  // Properties the hover list leaves out: the title already shows them.
+  const HOVER_SKIP = ['id', 'short_code'];
+
+  // A table of the non-empty properties; `compact` (hover) drops the title's own fields, cuts
+  // long values and lists at most HOVER_ROWS, saying how many more a click shows.
+  function propsTable(props, compact) {
+    const table = document.createElement('table');
+    table.className = 'popup-props';
+    const keys = Object.keys(props).filter((key) => {
+      const value = props[key];
+      if (value === null || value === undefined || value === '') return false;
+      return !(compact && HOVER_SKIP.includes(key));
+    });
+    const shown = compact ? keys.slice(0, HOVER_ROWS) : keys;
+    shown.forEach((key) => {
+      let text = formatValue(props[key]);
+      if (compact && text.length > HOVER_TEXT) text = `${text.slice(0, HOVER_TEXT - 1)}…`;
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      th.textContent = key;
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(th, td);
+      table.appendChild(tr);
+    });
+    if (shown.length < keys.length) {
+      const tr = document.createElement('tr');
+      const td = document.createElement('td');
+      td.colSpan = 2;
+      td.textContent = `${keys.length - shown.length} more: click for all.`;
+      tr.appendChild(td);
+      table.appendChild(tr);
+    }
+    return table;
+  }
+
+  // A popup's content: title, kind and properties; `withActions` (the click popup) lists every
+  // property in a scroll box and adds the trace buttons of a node, hover a compact list.
   function popupContent(kind, props, withActions) {
     const root = document.createElement('div');
     const title = document.createElement('div');
@@ -313,24 +356,14 @@
     sub.className = 'popup-kind';
     sub.textContent = featureSubtitle(kind, props);
     root.appendChild(sub);
-    if (!withActions) return root;
+    if (!withActions) {
+      root.appendChild(propsTable(props, true));
+      return root;
+    }
 
-    const table = document.createElement('table');
-    table.className = 'popup-props';
-    Object.keys(props).forEach((key) => {
-      const value = props[key];
-      if (value === null || value === undefined || value === '') return;
-      const tr = document.createElement('tr');
-      const th = document.createElement('th');
-      th.textContent = key;
-      const td = document.createElement('td');
-      td.textContent = formatValue(value);
-      tr.append(th, td);
-      table.appendChild(tr);
-    });
     const scroll = document.createElement('div');
     scroll.className = 'popup-scroll';
-    scroll.appendChild(table);
+    scroll.appendChild(propsTable(props, false));
     root.appendChild(scroll);
 
     if (kind === 'node' && props.short_code) {

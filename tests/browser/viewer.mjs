@@ -10,8 +10,10 @@
 // EXPECT names the data the server serves: `sample` (the embedded sample network) or `calsim3`
 // (the real CalSim3 data, where 48 nodes lie downstream of SHSTA, SHSTA included). CHROMIUM
 // overrides the browser (default /usr/bin/chromium: Debian's `chromium` package). Any console
-// error, page error, failed request or failed check ends the run with a non-zero exit and a
-// message; the last line printed is a one-line JSON summary either way.
+// error, page error, failed request, map error (the viewer logs them on the console and in
+// window.viewerErrors) or failed check ends the run with a non-zero exit and a message; the one
+// error the test provokes (an unknown node, last) is checked on its own. The last line printed
+// is a one-line JSON summary either way.
 
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -44,6 +46,7 @@ const summary = { ok: false, expect: EXPECT, base_url: BASE_URL, checks: [], scr
 const consoleErrors = [];
 const pageErrors = [];
 const failedResponses = [];
+const provoked = []; // console errors and failed requests of the deliberate failure
 let allowedFailure = null; // a URL fragment whose deliberate failure is expected
 
 function check(name, ok, detail) {
@@ -64,9 +67,53 @@ function finish(code, error) {
 }
 
 async function getJson(path) {
-  const response = await fetch(BASE_URL + path, { headers: { Accept: 'application/json' } });
+  const url = /^https?:/.test(path) ? path : BASE_URL + path;
+  const response = await fetch(url, { headers: { Accept: 'application/json' } });
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
+}
+
+/** The ids of every feature of a collection, by its `next` links. */
+async function collectionIds(collection) {
+  const ids = [];
+  let url = `/collections/${collection}/items?limit=500`;
+  while (url) {
+    const page = await getJson(url);
+    page.features.forEach((f) => ids.push(f.id));
+    const next = (page.links || []).find((l) => l.rel === 'next');
+    url = next && page.features.length ? next.href : null;
+  }
+  return ids;
+}
+
+/** The highlight a trace answer should leave: node id -> state, the origin as `origin` (as the
+ * viewer does). */
+function expectedHighlight(answer) {
+  const states = new Map();
+  answer.nodes.forEach((n) => states.set(n.id, answer.direction));
+  states.set(answer.origin.id, 'origin');
+  return states;
+}
+
+/** The nodes that carry a feature-state `highlight` in the page, among `ids`: id -> state. */
+async function highlightedNodes(page, ids) {
+  await idle(page);
+  const pairs = await page.evaluate((all) => all
+    .map((id) => [id, window.map.getFeatureState({ source: 'calsim', sourceLayer: 'nodes', id }).highlight])
+    .filter(([, state]) => state), ids);
+  return new Map(pairs);
+}
+
+/** Whether the page's highlight is exactly the expected one; the difference as detail. */
+function sameHighlight(actual, wanted) {
+  const wrong = [];
+  wanted.forEach((state, id) => {
+    if (actual.get(id) !== state) wrong.push({ id, want: state, got: actual.get(id) || null });
+  });
+  actual.forEach((state, id) => {
+    if (!wanted.has(id)) wrong.push({ id, want: null, got: state });
+  });
+  return { ok: wrong.length === 0, detail: { lit: actual.size, expected: wanted.size, wrong: wrong.slice(0, 10) } };
 }
 
 function assertNoBrowserErrors(step) {
@@ -105,6 +152,13 @@ async function main() {
   }
   const shasta = await getJson(`/collections/nodes/items/${downstream.origin.id}`);
   const shastaLngLat = shasta.geometry.coordinates;
+  // The nodes a SHSTA downstream trace lights, the origin included, and every node id to look at.
+  const shastaHighlight = expectedHighlight(downstream);
+  if (expected.shastaDownstream !== null) {
+    check('SHSTA downstream lights the expected nodes', shastaHighlight.size === expected.shastaDownstream,
+      { lit: shastaHighlight.size, expected: expected.shastaDownstream });
+  }
+  const allNodeIds = await collectionIds('nodes');
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -116,15 +170,16 @@ async function main() {
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
       const where = (msg.location() && msg.location().url) || '';
-      if (allowedFailure && where.includes(allowedFailure)) return;
-      consoleErrors.push(`${msg.text()}${where ? ` (${where})` : ''}`);
+      const text = `${msg.text()}${where ? ` (${where})` : ''}`;
+      if (allowedFailure && where.includes(allowedFailure)) provoked.push(text);
+      else consoleErrors.push(text);
     });
     page.on('pageerror', (err) => pageErrors.push(String((err && err.stack) || err)));
     page.on('response', (response) => {
       const url = response.url();
-      if (response.status() >= 400 && !(allowedFailure && url.includes(allowedFailure))) {
-        failedResponses.push(`${response.status()} ${url}`);
-      }
+      if (response.status() < 400) return;
+      if (allowedFailure && url.includes(allowedFailure)) provoked.push(`${response.status()} ${url}`);
+      else failedResponses.push(`${response.status()} ${url}`);
     });
 
     // The page, under the server's own headers.
@@ -180,17 +235,21 @@ async function main() {
       && last.downstream === shastaCount && Array.isArray(last.ids) && last.ids.length === shastaCount,
       last && { origin: last.origin, direction: last.direction, downstream: last.downstream, ids: last.ids.length });
     summary.shasta_downstream = last.downstream;
-    const state = await page.evaluate((id) => window.map.getFeatureState({ source: 'calsim', sourceLayer: 'nodes', id }),
-      downstream.origin.id);
-    check('origin carries feature-state highlight=origin', state && state.highlight === 'origin', state);
+    check('lastHighlight.ids are the traced nodes', last.ids.length === shastaHighlight.size
+      && last.ids.every((id) => shastaHighlight.has(id)), { ids: last.ids.length, expected: shastaHighlight.size });
+    const lit = sameHighlight(await highlightedNodes(page, allNodeIds), shastaHighlight);
+    summary.shasta_highlighted = lit.detail.lit;
+    check('exactly the traced nodes carry feature-state highlight', lit.ok, lit.detail);
     await jump(page, { center: shastaLngLat, zoom: 8 });
-    const lit = await page.evaluate(() => window.map.queryRenderedFeatures({ layers: ['nodes-highlight'] })
+    const drawn = await page.evaluate(() => window.map.queryRenderedFeatures({ layers: ['nodes-highlight'] })
       .filter((f) => f.state && f.state.highlight).length);
-    check('highlighted nodes render', lit > 0, lit);
+    check('highlighted nodes render', drawn > 0, drawn);
 
-    // The same trace by a click on the node, with a popup of its properties.
+    // The same trace by a click on the node, with popups of its properties.
     await page.evaluate(() => document.getElementById('clear').click());
     await jump(page, { center: shastaLngLat, zoom: 10 });
+    const cleared = await highlightedNodes(page, allNodeIds);
+    check('Clear removes the highlight', cleared.size === 0, { lit: cleared.size });
     const point = await page.evaluate((lngLat) => {
       const p = window.map.project(lngLat);
       const r = window.map.getCanvas().getBoundingClientRect();
@@ -199,6 +258,13 @@ async function main() {
     await page.evaluate(() => { window.lastHighlight = null; });
     await page.mouse.move(point.x, point.y);
     await page.waitForSelector('.hover-popup', { timeout: 10000 });
+    const hover = await page.evaluate(() => {
+      const popup = document.querySelector('.hover-popup');
+      return { text: popup.textContent, rows: popup.querySelectorAll('.popup-props tr').length };
+    });
+    check('hover popup shows the node and its properties', hover.text.includes('SHSTA')
+      && hover.text.includes('capacity_taf') && hover.text.includes('river') && hover.rows >= 5,
+      { rows: hover.rows, text: hover.text.slice(0, 160) });
     await page.mouse.click(point.x, point.y);
     await page.waitForFunction(() => window.lastHighlight && window.lastHighlight.origin === 'SHSTA', null, { timeout: WAIT_MS });
     const clicked = await page.evaluate(() => ({
@@ -209,6 +275,11 @@ async function main() {
       && clicked.last.downstream === shastaCount, { downstream: clicked.last.downstream });
     check('click popup shows the node', clicked.popup.includes('SHSTA') && clicked.popup.includes('capacity_taf'),
       clicked.popup.slice(0, 120));
+    const clickLit = sameHighlight(await highlightedNodes(page, allNodeIds), shastaHighlight);
+    summary.click_highlighted = clickLit.detail.lit;
+    check('after the click exactly the traced nodes carry the highlight', clickLit.ok, clickLit.detail);
+    check('click popup has the trace buttons', await page.evaluate(() => document
+      .querySelectorAll('.maplibregl-popup:not(.hover-popup) .popup-actions button').length === 3));
 
     // Both ways with a depth, against the server.
     const up3 = await getJson('/network/nodes/KSWCK/upstream?max_depth=3');
@@ -217,33 +288,39 @@ async function main() {
     check('highlightNode(KSWCK, both, 3)', both && both.upstream === up3.node_count && both.downstream === down3.node_count,
       both && { page: [both.upstream, both.downstream], server: [up3.node_count, down3.node_count] });
 
-    // A node that does not exist: shown on the status line, nothing thrown.
-    allowedFailure = '/network/nodes/NO_SUCH_NODE/';
-    const missing = await page.evaluate(() => window.highlightNode('NO_SUCH_NODE', 'downstream'));
-    const missingStatus = await page.evaluate(() => ({
-      text: document.getElementById('status').textContent,
-      error: document.getElementById('status').classList.contains('error'),
-    }));
-    check('an unknown node is reported, not thrown', missing === null && missingStatus.error
-      && /NO_SUCH_NODE/.test(missingStatus.text), missingStatus);
-    allowedFailure = null;
-    await page.evaluate(() => { window.viewerErrors = []; });
-
-    // Search: type, pick the first result with Enter, fly there.
+    // Search: from a view far from SHSTA, type, pick SHSTA with the keyboard, fly there.
+    await page.evaluate(() => document.getElementById('clear').click());
+    await page.evaluate(() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove()));
+    await jump(page, Z6_VIEW);
+    const before = await page.evaluate(() => window.map.getCenter().toArray());
+    const far = Math.hypot(before[0] - shastaLngLat[0], before[1] - shastaLngLat[1]);
+    check('before the search the map is far from SHSTA', far > 1, { center: before, degrees: far });
+    await page.evaluate(() => { window.lastHighlight = null; });
     await page.fill('#search', 'SHS');
     await page.waitForSelector('#search-results li[role="option"]', { timeout: 10000 });
-    const options = await page.$$eval('#search-results li[role="option"]', (lis) => lis.map((li) => li.textContent));
-    check('search lists SHSTA', options.some((t) => t.includes('SHSTA')), options);
+    const options = await page.$$eval('#search-results li[role="option"]',
+      (lis) => lis.map((li) => ({ text: li.textContent, code: (li.querySelector('.code') || {}).textContent })));
+    const pickAt = options.findIndex((o) => o.code === 'SHSTA');
+    check('search lists SHSTA', pickAt >= 0, options.map((o) => o.text));
     await page.focus('#search');
-    await page.keyboard.press('ArrowDown');
+    for (let i = 0; i <= pickAt; i += 1) await page.keyboard.press('ArrowDown');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => !window.map.isMoving() && /Traced|Showing/.test(document.getElementById('status').textContent),
-      null, { timeout: WAIT_MS });
+    await page.waitForFunction(() => !window.map.isMoving() && window.lastHighlight
+      && window.lastHighlight.origin === 'SHSTA', null, { timeout: WAIT_MS });
     await idle(page);
-    const afterSearch = await page.evaluate(() => ({ center: window.map.getCenter().toArray(), status: document.getElementById('status').textContent }));
+    const afterSearch = await page.evaluate(() => ({
+      center: window.map.getCenter().toArray(),
+      zoom: window.map.getZoom(),
+      status: document.getElementById('status').textContent,
+      popup: (document.querySelector('.maplibregl-popup:not(.hover-popup)') || {}).textContent || '',
+    }));
     const dist = Math.hypot(afterSearch.center[0] - shastaLngLat[0], afterSearch.center[1] - shastaLngLat[1]);
-    summary.search = { options: options.length, status: afterSearch.status };
-    check('search flies to the pick', dist < 0.5, { center: afterSearch.center, status: afterSearch.status });
+    summary.search = { options: options.length, picked: pickAt, status: afterSearch.status, zoom: afterSearch.zoom };
+    check('search flies to the pick', dist < 0.05 && afterSearch.zoom >= 10.5,
+      { center: afterSearch.center, zoom: afterSearch.zoom, degrees: dist, status: afterSearch.status });
+    check('search opens the pick\'s popup', afterSearch.popup.includes('SHSTA'), afterSearch.popup.slice(0, 120));
+    const searchLit = sameHighlight(await highlightedNodes(page, allNodeIds), shastaHighlight);
+    check('search traces the pick', searchLit.ok, searchLit.detail);
 
     // Layer toggles hide and show.
     const toggled = await page.evaluate(() => {
@@ -272,9 +349,28 @@ async function main() {
       summary.screenshots.push({ file: file.slice(root.length + 1), zoom: view.zoom, rendered: counts });
     }
 
+    // Nothing went wrong in the whole run so far: no console, page, request or map error.
     assertNoBrowserErrors('the run');
     const viewerErrors = await page.evaluate(() => window.viewerErrors);
     check('no errors on the status line', viewerErrors.length === 0, viewerErrors);
+
+    // Last, the one deliberate failure: a node that does not exist is shown on the status line,
+    // nothing thrown, and it causes no error but its own 404.
+    allowedFailure = '/network/nodes/NO_SUCH_NODE/';
+    const missing = await page.evaluate(() => window.highlightNode('NO_SUCH_NODE', 'downstream'));
+    const missingStatus = await page.evaluate(() => ({
+      text: document.getElementById('status').textContent,
+      error: document.getElementById('status').classList.contains('error'),
+      errors: window.viewerErrors,
+    }));
+    allowedFailure = null;
+    check('an unknown node is reported, not thrown', missing === null && missingStatus.error
+      && /NO_SUCH_NODE/.test(missingStatus.text), missingStatus);
+    check('the unknown node is the only error on the status line', missingStatus.errors.length === 1
+      && /NO_SUCH_NODE/.test(missingStatus.errors[0]), missingStatus.errors);
+    check('the unknown node answers 404', provoked.some((p) => p.startsWith('404 ')), provoked);
+    summary.provoked = provoked;
+    assertNoBrowserErrors('the unknown node');
 
     // The API docs page, when the server describes its API.
     const spec = await fetch(`${BASE_URL}/api/openapi.json`);
