@@ -9,6 +9,10 @@
 # and node summaries of random nodes (15 %), and searches (10 %). wrk (bench/urls.lua) rotates
 # over it with gzip accepted. Starts a throwaway PostGIS unless DATABASE_URL is set. Prints
 # requests/s, p50/p95/p99, errors (non-2xx/304 included) and the RSS curve.
+#
+# With CHECK=1 (what `scripts/test --long` sets) it also fails (exit 1) when any request failed
+# or when memory grew after the first pass (the largest RSS of the last two thirds above the
+# largest of the first sixth by more than 10 % plus 16 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -22,9 +26,14 @@ cargo build --release -q
 BIN="$PWD/target/release/coeqwal-network-api"
 OUT="$(mktemp -d)"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"; stop_throwaway_pg; }
+OWN_PG=0
+# Stops only a cluster of this script's own (under scripts/test --long, the caller's stays).
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"; [[ "$OWN_PG" == 0 ]] || stop_throwaway_pg; }
 trap cleanup EXIT
-[[ -n "${DATABASE_URL:-}" ]] || start_throwaway_pg
+if [[ -z "${DATABASE_URL:-}" ]]; then
+  start_throwaway_pg
+  OWN_PG=1
+fi
 trap cleanup EXIT
 "$BIN" migrate >/dev/null 2>&1
 "$BIN" import --quiet "$DATA" >/dev/null 2>&1
@@ -69,16 +78,33 @@ PIDS+=("$!")
 URLS_FILE="$OUT/urls.txt" PERCENTILES=1 wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 10s -s bench/urls.lua "http://127.0.0.1:$PORT" 2>"$OUT/summary.json" >"$OUT/wrk.txt"
 cat "$OUT/wrk.txt"
 echo "summary: $(cat "$OUT/summary.json")"
-python3 - "$OUT/rss.txt" <<'PY'
-import sys
+python3 - "$OUT/rss.txt" "$OUT/summary.json" "${CHECK:-0}" <<'PY'
+import json, sys
 rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 2]
 kib = [int(r[1]) for r in rows]
+summary = json.load(open(sys.argv[2]))
+check = sys.argv[3] == "1"
+problems = []
 if kib:
     n = len(kib)
     first_pass = max(kib[: max(1, n // 6)])
-    rest = kib[n // 6 :] or kib
-    print(f"RSS KiB: start {kib[0]}, max in first sixth {first_pass}, max after {max(rest)}, last {kib[-1]} ({n} samples)")
+    later = kib[n // 3 :] or kib
+    print(f"RSS KiB: start {kib[0]}, max in first sixth {first_pass}, max in last two thirds {max(later)}, last {kib[-1]} ({n} samples)")
     print("RSS curve (every 5 s, MiB): " + " ".join(str(round(k / 1024)) for k in kib[::5]))
+    if max(later) > first_pass * 1.10 + 16 * 1024:
+        problems.append(f"memory grew after the first pass: {first_pass} KiB -> {max(later)} KiB")
+else:
+    problems.append("no RSS samples")
+if summary["errors"] > 0:
+    problems.append(f"{summary['errors']} failed requests ({summary['non2xx']} non-2xx/304)")
+if summary["requests"] == 0:
+    problems.append("no requests completed")
+if check:
+    for p in problems:
+        print(f"mixed-load: FAIL: {p}")
+    print(f"mixed-load: {summary['requests']} requests, p95 {summary['p95']} ms, p99 {summary['p99']} ms")
+    if problems:
+        sys.exit(1)
 PY
 echo "answers by status (from /metrics):"
 curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '
