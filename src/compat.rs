@@ -15,7 +15,7 @@ use crate::tiles::grid::parse_bbox;
 use crate::tiles::routes::path;
 use axum::Json;
 use axum::extract::OriginalUri;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -543,6 +543,61 @@ pub const BATCH_MAX_ITEMS: usize = 50;
 /// Largest batch body, in bytes.
 pub const BATCH_MAX_BYTES: usize = 64 * 1024;
 
+/// How much of an over-limit body is read and dropped before the 413 goes out.
+const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads a request body of at most `max` bytes. A larger one is a 413. What a client sends past
+/// the limit is read and dropped (up to [`DISCARD_MAX_BYTES`], for at most 2 s), not kept, so a
+/// client that is still writing reads the 413 rather than a connection reset; a declared
+/// `Content-Length` over that bound is refused at once.
+async fn read_capped(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+) -> AppResult<axum::body::Bytes> {
+    use futures::StreamExt;
+    let too_large = || AppError::TooLarge(format!("the batch body is larger than {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DISCARD_MAX_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    let mut discard_until = None;
+    loop {
+        let next = match discard_until {
+            None => stream.next().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let chunk = match next {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(_)) if discard_until.is_some() => break,
+            Some(Err(e)) => return Err(AppError::bad(format!("cannot read the batch body: {e}"))),
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen <= max {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DISCARD_MAX_BYTES {
+            break;
+        } else if discard_until.is_none() {
+            kept = Vec::new();
+            discard_until = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(2));
+        }
+    }
+    if seen > max {
+        return Err(too_large());
+    }
+    Ok(kept.into())
+}
+
 /// One request of a batch.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -553,25 +608,14 @@ struct BatchItem {
 /// `POST /api/batch`: up to 50 GET requests of this server, answered in order as
 /// `{status, body}`; one failing item does not fail the others.
 ///
-/// The route is built with a body limit of [`BATCH_MAX_BYTES`], so a larger body is refused
-/// (413) before it is buffered.
+/// A body over [`BATCH_MAX_BYTES`] is refused (413) without being kept: see [`read_capped`].
 pub async fn batch(
     State(state): State<AppState>,
-    body: Result<axum::body::Bytes, BytesRejection>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> AppResult<Response> {
     use tower::ServiceExt;
-    let too_large = || {
-        AppError::TooLarge(format!(
-            "the batch body is larger than {BATCH_MAX_BYTES} bytes"
-        ))
-    };
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-        _ => AppError::bad(format!("cannot read the batch body: {}", e.body_text())),
-    })?;
-    if body.len() > BATCH_MAX_BYTES {
-        return Err(too_large());
-    }
+    let body = read_capped(&headers, body, BATCH_MAX_BYTES).await?;
     let items: Vec<BatchItem> = serde_json::from_slice(&body).map_err(|e| {
         AppError::bad(format!(
             "batch body must be a JSON array of {{\"path\": \"/...\"}}: {e}"

@@ -122,8 +122,8 @@ pub async fn collections(
     Ok(send_json(&state, &headers, &doc, "application/json"))
 }
 
-/// Resolves exactly one layer name of a path.
-fn one_layer<'a>(state: &'a AppState, name: &str) -> AppResult<&'a LayerConfig> {
+/// Resolves exactly one layer name of a path (a comma list names no collection: 404).
+pub fn one_layer<'a>(state: &'a AppState, name: &str) -> AppResult<&'a LayerConfig> {
     if name.contains(',') {
         return Err(AppError::not_found(format!(
             "no collection named {:?}",
