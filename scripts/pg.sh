@@ -45,7 +45,9 @@ ensure_command() {
 ensure_python_module() {
   python3 -c "import $1" >/dev/null 2>&1 && return 0
   echo "installing $2 from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check "$2"
+  # Debian's own Python refuses installs outside a venv (PEP 668); pyenv's takes them as asked.
+  python3 -m pip install --quiet --disable-pip-version-check "$2" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$2"
 }
 
 free_port() {
