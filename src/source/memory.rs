@@ -143,6 +143,15 @@ impl MemorySource {
         Ok(MemorySource { layers: out })
     }
 
+    /// Holds features already read (benchmarks and tests build data this way).
+    pub fn from_features(layers: Vec<(&LayerConfig, Vec<LayerFeature>)>) -> MemorySource {
+        let layers = layers
+            .into_iter()
+            .map(|(layer, features)| (layer.name.clone(), build_layer(layer, features)))
+            .collect();
+        MemorySource { layers }
+    }
+
     /// Loads every configured layer that has a `NAME.geojson` in `dir`.
     pub fn from_dir(dir: &Path, layers: &[LayerConfig]) -> anyhow::Result<MemorySource> {
         let files = layer_files(dir, layers);
