@@ -171,7 +171,9 @@ pub async fn build_source(config: &Config) -> anyhow::Result<Arc<dyn Source>> {
     if let Some(url) = &config.database_url {
         let pool = crate::source::postgis::connect_for_serving(url, config).await?;
         return Ok(Arc::new(
-            PostgisSource::new(pool).with_slow_query_ms(config.slow_query_ms),
+            PostgisSource::new(pool)
+                .with_slow_query_ms(config.slow_query_ms)
+                .with_encoder(config.tile_encoder),
         ));
     }
     Ok(Arc::new(MemorySource::sample(&config.layers)?))

@@ -129,6 +129,9 @@ struct ServeArgs {
     /// Queries and tile generations slower than this log a warning [default: 500].
     #[arg(long, env = "SLOW_QUERY_MS", value_name = "MS")]
     slow_query_ms: Option<u64>,
+    /// Who encodes PostGIS tiles: rust (from WKB) or postgis (ST_AsMVT) [default: rust].
+    #[arg(long, env = "TILE_ENCODER", value_name = "ENCODER")]
+    tile_encoder: Option<coeqwal_network_api::config::TileEncoder>,
     /// Requests running longer are cancelled and answered 503 [default: 10].
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "SECS")]
     request_timeout_secs: Option<u64>,
@@ -207,6 +210,9 @@ fn load_config(common: &Common, serve: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = serve.slow_query_ms {
         config.slow_query_ms = v;
+    }
+    if let Some(v) = serve.tile_encoder {
+        config.tile_encoder = v;
     }
     if let Some(v) = serve.request_timeout_secs {
         config.request_timeout_secs = v;

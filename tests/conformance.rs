@@ -1,4 +1,6 @@
-//! Conformance: the memory source must give the same tiles as PostGIS (the reference).
+//! Conformance: the memory source must give the same tiles as PostGIS's `ST_AsMVT` (the
+//! reference), and the PostGIS source with the `rust` encoder the same bytes as the memory
+//! source (one encoder, fed from WKB).
 //!
 //! The real CalSim3 data is imported into a fresh PostGIS and loaded into memory; every tile at
 //! z 5 to 10 over the data's bounds, plus a fixed pseudo-random sample at z 11 to 14, is made by
@@ -10,7 +12,7 @@
 
 mod common;
 
-use coeqwal_network_api::config::{Config, GeometryKind, LayerConfig, quote_ident};
+use coeqwal_network_api::config::{Config, GeometryKind, LayerConfig, TileEncoder, quote_ident};
 use coeqwal_network_api::tiles::grid::{Bounds, TileCoord};
 use geo::{Geometry, HausdorffDistance};
 use mvt_reader::feature::{Feature, Value as MvtValue};
@@ -73,7 +75,7 @@ struct LayerTally {
 async fn memory_matches_postgis_tile_by_tile() {
     let dir = common::calsim3_dir();
     let (_url, pool) = common::postgis_with(&dir, "conformance").await;
-    let postgis = common::postgis_source(pool.clone());
+    let postgis = common::postgis_source_with(pool.clone(), TileEncoder::Postgis);
     let memory = common::memory_source(&dir);
     let config = Config::default();
     let layers: Vec<&LayerConfig> = config.layers.iter().collect();
@@ -181,7 +183,17 @@ async fn memory_matches_postgis_tile_by_tile() {
 async fn postgis_tiles_hold_every_feature_of_the_tile() {
     let dir = common::calsim3_dir();
     let (_url, pool) = common::postgis_with(&dir, "counts").await;
-    let postgis = common::postgis_source(pool.clone());
+    for encoder in [TileEncoder::Postgis, TileEncoder::Rust] {
+        let postgis = common::postgis_source_with(pool.clone(), encoder);
+        every_feature_of_the_tile(&pool, postgis.as_ref(), encoder).await;
+    }
+}
+
+async fn every_feature_of_the_tile(
+    pool: &sqlx::PgPool,
+    postgis: &dyn coeqwal_network_api::source::Source,
+    encoder: TileEncoder,
+) {
     let config = Config::default();
     let layers: Vec<&LayerConfig> = config.layers.iter().collect();
     let bounds = Bounds {
@@ -217,7 +229,7 @@ async fn postgis_tiles_hold_every_feature_of_the_tile() {
                     .bind(tile.x as i32)
                     .bind(tile.y as i32)
                     .bind(tile.unit_m())
-                    .fetch_all(&pool)
+                    .fetch_all(pool)
                     .await
                     .unwrap();
                 let present: std::collections::HashSet<u64> = decoded
@@ -226,7 +238,7 @@ async fn postgis_tiles_hold_every_feature_of_the_tile() {
                     .unwrap_or_default();
                 assert!(
                     present.len() <= rows.len(),
-                    "{} has extra features",
+                    "{encoder:?}: {} has extra features",
                     layer.name
                 );
                 for r in rows {
@@ -238,7 +250,7 @@ async fn postgis_tiles_hold_every_feature_of_the_tile() {
                     let collapses: bool = r.get(1);
                     assert!(
                         layer.geometry != GeometryKind::Point && collapses,
-                        "{} id {id} missing from {}/{}/{} though it survives simplification",
+                        "{encoder:?}: {} id {id} missing from {}/{}/{} though it survives simplification",
                         layer.name,
                         tile.z,
                         tile.x,
@@ -251,7 +263,44 @@ async fn postgis_tiles_hold_every_feature_of_the_tile() {
         }
     }
     println!(
-        "checked {checked} layer tiles: {total} features, {generalised} removed by generalisation"
+        "{encoder:?}: checked {checked} layer tiles: {total} features, {generalised} removed by generalisation"
     );
     assert!(total > 10_000);
+}
+
+/// The PostGIS source with the `rust` encoder makes the memory source's tiles byte for byte:
+/// one encoder, fed from the database's WKB instead of the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_encoded_postgis_tiles_are_the_memory_tiles() {
+    let dir = common::calsim3_dir();
+    let (_url, pool) = common::postgis_with(&dir, "rust_encoder").await;
+    let postgis = common::postgis_source_with(pool, TileEncoder::Rust);
+    let memory = common::memory_source(&dir);
+    let config = Config::default();
+    let layers: Vec<&LayerConfig> = config.layers.iter().collect();
+    let bounds = Bounds {
+        minx: -122.80,
+        miny: 35.99,
+        maxx: -119.71,
+        maxy: 40.80,
+    };
+    let tiles = suite_tiles(&bounds);
+    let mut differing = Vec::new();
+    let mut non_empty = 0;
+    for tile in &tiles {
+        let a = postgis.tile(&layers, *tile).await.unwrap();
+        let b = memory.tile(&layers, *tile).await.unwrap();
+        non_empty += usize::from(!a.is_empty());
+        if a != b {
+            differing.push(format!("{}/{}/{}", tile.z, tile.x, tile.y));
+        }
+    }
+    assert!(non_empty > 150, "only {non_empty} tiles hold features");
+    assert!(
+        differing.is_empty(),
+        "{} of {} tiles differ: {:?}",
+        differing.len(),
+        tiles.len(),
+        &differing[..differing.len().min(20)]
+    );
 }

@@ -12,7 +12,7 @@ use crate::config::{GeometryKind, LayerConfig};
 use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{Bounds, TileCoord, lonlat_to_mercator};
-use crate::tiles::mvt::{encode_layer, encode_tile, generalise, tile_geometry, to_tile};
+use crate::tiles::mvt::{encode_layer, encode_tile, generalise, to_tile};
 use async_trait::async_trait;
 use geo::CoordsIter;
 use geo::{BooleanOps, BoundingRect, Geometry, Intersects, MapCoords, Rect, Validation};
@@ -359,6 +359,7 @@ impl Source for MemorySource {
 
     async fn tile(&self, layers: &[&LayerConfig], tile: TileCoord) -> AppResult<Vec<u8>> {
         let b = tile.mercator_bounds().grow(tile.unit_m() * 64.0);
+        let transform = tile.to_tile_transform();
         let env = AABB::from_corners([b.minx, b.miny], [b.maxx, b.maxy]);
         let mut out = Vec::new();
         for layer in layers {
@@ -380,8 +381,10 @@ impl Source for MemorySource {
                     Some(slots) => slots[tile.z.min(30) as usize]
                         .get_or_init(|| generalise(&item.merc, tile.z, tol))
                         .as_ref()
-                        .and_then(|g| to_tile(g, &tile)),
-                    None => tile_geometry(&item.merc, &tile, tol),
+                        .and_then(|g| to_tile(g, &transform)),
+                    None => {
+                        generalise(&item.merc, tile.z, tol).and_then(|g| to_tile(&g, &transform))
+                    }
                 };
                 g.map(|g| (item.id, g, item.props.as_slice()))
             });

@@ -1,14 +1,18 @@
 //! The PostGIS source: tiles and GeoJSON made by the database through a connection pool.
 //!
 //! All SQL for a layer is built here, once, from its configuration (identifiers quoted, never
-//! taken from a request); requests only bind values. A tile is one round trip: one statement
-//! that concatenates an `ST_AsMVT` per requested layer, each filtered by the GiST index on the
-//! buffered tile envelope. sqlx prepares each distinct statement once per connection.
+//! taken from a request); requests only bind values. A tile is one round trip, one statement
+//! for every requested layer, each filtered by the GiST index on the buffered tile envelope:
+//! with the `rust` encoder (the default) it returns each feature's id, properties and WKB
+//! geometry, which `tiles::mvt` turns into the tile as the memory source does; with the
+//! `postgis` encoder it concatenates an `ST_AsMVT` per layer. sqlx prepares each distinct
+//! statement once per connection.
 
 use super::{ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, SearchPage, Source};
-use crate::config::{GeometryKind, LayerConfig, quote_ident};
+use crate::config::{GeometryKind, LayerConfig, TileEncoder, quote_ident};
 use crate::error::{AppError, AppResult};
-use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
+use crate::tiles::grid::{BUFFER, EXTENT, TileCoord, lonlat_to_mercator};
+use crate::tiles::mvt::{encode_layer, encode_tile, generalise, to_tile};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
@@ -24,6 +28,8 @@ pub struct PostgisSource {
     /// Requests allowed to use or wait for the pool at once; the rest get 503 at once, so a
     /// slow or stopped database never gathers an unbounded queue.
     admission: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Who encodes tiles.
+    encoder: TileEncoder,
 }
 
 /// Requests admitted per pooled connection (running or waiting): with the default pool of 10,
@@ -100,7 +106,14 @@ impl PostgisSource {
             pool,
             slow_ms: 500,
             admission: std::sync::Arc::new(tokio::sync::Semaphore::new(admitted)),
+            encoder: TileEncoder::Rust,
         }
+    }
+
+    /// Chooses who encodes tiles.
+    pub fn with_encoder(mut self, encoder: TileEncoder) -> PostgisSource {
+        self.encoder = encoder;
+        self
     }
 
     /// Sets the threshold above which a query logs a warning.
@@ -125,6 +138,108 @@ impl PostgisSource {
     /// The pool, for migrations and tests.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A tile from the features' WKB, encoded here (the `rust` encoder).
+    async fn tile_from_features(
+        &self,
+        layers: &[&LayerConfig],
+        tile: TileCoord,
+    ) -> AppResult<Vec<u8>> {
+        use geozero::ToGeo;
+        let _admitted = self.admit()?;
+        let active: Vec<&LayerConfig> = layers
+            .iter()
+            .copied()
+            .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
+            .collect();
+        if active.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = active
+            .iter()
+            .enumerate()
+            .map(|(i, l)| features_sql(i, l))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut held = Held::acquire(&self.pool).await?;
+        let started = Instant::now();
+        let rows = sqlx::query(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .fetch_all(held.conn())
+            .await;
+        held.release();
+        let rows = rows?;
+        self.done("tile", started, || tile_name(layers, tile));
+        // Features by layer, in Web Mercator, with their properties.
+        let mut by_layer: Vec<Vec<(i64, geo::Geometry<f64>, Vec<Value>)>> =
+            active.iter().map(|_| Vec::new()).collect();
+        for row in rows {
+            let Some(wkb) = row.try_get::<Option<&[u8]>, _>("g")? else {
+                continue;
+            };
+            let lonlat = geozero::wkb::Wkb(wkb)
+                .to_geo()
+                .map_err(|e| AppError::Internal(format!("a geometry is not valid WKB: {e}")))?;
+            let merc = geo::MapCoords::map_coords(&lonlat, |c| {
+                let (x, y) = lonlat_to_mercator(c.x, c.y);
+                geo::Coord { x, y }
+            });
+            let props: Vec<Value> = serde_json::from_str(row.try_get::<&str, _>("p")?)
+                .map_err(|e| AppError::Internal(format!("properties are not JSON: {e}")))?;
+            let number = usize::try_from(row.try_get::<i32, _>("l")?).unwrap_or(usize::MAX);
+            if let Some(list) = by_layer.get_mut(number) {
+                list.push((row.try_get::<i64, _>("id")?, merc, props));
+            }
+        }
+        let transform = tile.to_tile_transform();
+        let mut out = Vec::new();
+        for (layer, mut features) in active.iter().zip(by_layer) {
+            features.sort_by_key(|f| f.0);
+            let tolerance = layer.simplify_units();
+            let in_tile = features.iter().filter_map(|(id, merc, props)| {
+                generalise(merc, tile.z, tolerance)
+                    .and_then(|g| to_tile(&g, &transform))
+                    .map(|g| (*id, g, props.as_slice()))
+            });
+            if let Some(encoded) = encode_layer(layer, in_tile) {
+                out.push(encoded);
+            }
+        }
+        Ok(encode_tile(out))
+    }
+
+    /// A tile made by the database's `ST_AsMVT` (the `postgis` encoder).
+    async fn tile_by_st_asmvt(
+        &self,
+        layers: &[&LayerConfig],
+        tile: TileCoord,
+    ) -> AppResult<Vec<u8>> {
+        let _admitted = self.admit()?;
+        let parts: Vec<String> = layers
+            .iter()
+            .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
+            .map(|l| mvt_sql(l))
+            .collect();
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {} AS mvt", parts.join(" || "));
+        let mut held = Held::acquire(&self.pool).await?;
+        let started = Instant::now();
+        let row = sqlx::query(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(tile.unit_m())
+            .fetch_one(held.conn())
+            .await;
+        held.release();
+        let row = row?;
+        self.done("tile", started, || tile_name(layers, tile));
+        Ok(row.try_get::<Vec<u8>, _>(0)?)
     }
 }
 
@@ -225,6 +340,28 @@ fn mvt_sql(layer: &LayerConfig) -> String {
     )
 }
 
+/// The features of one layer meeting the buffered tile, for the `rust` encoder: the layer's
+/// number, the id, the properties as a JSON array (in the layer's order, cast to their types)
+/// and the lon/lat geometry as WKB. `$1..$3` are z/x/y.
+fn features_sql(number: usize, layer: &LayerConfig) -> String {
+    let geom = format!("t.{}", quote_ident(&layer.geometry_column));
+    let props: Vec<String> = layer
+        .properties
+        .iter()
+        .map(|p| format!("t.{}::{}", quote_ident(p.column()), p.kind.sql_type()))
+        .collect();
+    format!(
+        "SELECT {number}::int AS l, t.{id}::bigint AS id, json_build_array({props})::text AS p, \
+           ST_AsBinary({geom}) AS g \
+         FROM {table} t \
+         WHERE {geom} && ST_Transform(ST_TileEnvelope($1, $2, $3, margin => {margin}), 4326)",
+        id = quote_ident(&layer.id_column),
+        props = props.join(", "),
+        table = quote_ident(&layer.table),
+        margin = BUFFER as f64 / EXTENT as f64,
+    )
+}
+
 /// GeoJSON features of one layer clipped to the tile; `$1..$3` are z/x/y.
 fn tile_features_sql(layer: &LayerConfig) -> String {
     let geom = format!("t.{}", quote_ident(layer.feature_geometry_column()));
@@ -295,29 +432,10 @@ impl Source for PostgisSource {
     }
 
     async fn tile(&self, layers: &[&LayerConfig], tile: TileCoord) -> AppResult<Vec<u8>> {
-        let _admitted = self.admit()?;
-        let parts: Vec<String> = layers
-            .iter()
-            .filter(|l| tile.z >= l.minzoom && tile.z <= l.maxzoom)
-            .map(|l| mvt_sql(l))
-            .collect();
-        if parts.is_empty() {
-            return Ok(Vec::new());
+        match self.encoder {
+            TileEncoder::Rust => self.tile_from_features(layers, tile).await,
+            TileEncoder::Postgis => self.tile_by_st_asmvt(layers, tile).await,
         }
-        let sql = format!("SELECT {} AS mvt", parts.join(" || "));
-        let mut held = Held::acquire(&self.pool).await?;
-        let started = Instant::now();
-        let row = sqlx::query(&sql)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .bind(tile.unit_m())
-            .fetch_one(held.conn())
-            .await;
-        held.release();
-        let row = row?;
-        self.done("tile", started, || tile_name(layers, tile));
-        Ok(row.try_get::<Vec<u8>, _>(0)?)
     }
 
     async fn tile_features(

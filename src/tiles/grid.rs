@@ -132,9 +132,17 @@ impl TileCoord {
 
     /// Maps Web Mercator metres to tile units (y grows downwards), unrounded.
     pub fn to_tile_units(&self, mx: f64, my: f64) -> (f64, f64) {
+        self.to_tile_transform().apply(mx, my)
+    }
+
+    /// [`TileCoord::to_tile_units`] with the tile's bounds worked out once, for many points.
+    pub fn to_tile_transform(&self) -> TileTransform {
         let b = self.mercator_bounds();
-        let scale = EXTENT as f64 / (b.maxx - b.minx);
-        ((mx - b.minx) * scale, (b.maxy - my) * scale)
+        TileTransform {
+            minx: b.minx,
+            maxy: b.maxy,
+            scale: EXTENT as f64 / (b.maxx - b.minx),
+        }
     }
 
     /// Tiles covering a lon/lat box at one zoom.
@@ -148,6 +156,22 @@ impl TileCoord {
             }
         }
         out
+    }
+}
+
+/// Web Mercator metres to the units of one tile (see [`TileCoord::to_tile_transform`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TileTransform {
+    minx: f64,
+    maxy: f64,
+    scale: f64,
+}
+
+impl TileTransform {
+    /// Tile units of a point, unrounded.
+    #[inline]
+    pub fn apply(&self, mx: f64, my: f64) -> (f64, f64) {
+        ((mx - self.minx) * self.scale, (self.maxy - my) * self.scale)
     }
 }
 

@@ -7,14 +7,13 @@
 //! Encoding the commands is `geozero`'s job; building layers and values is ours.
 
 use crate::config::{LayerConfig, PropertyType};
-use crate::tiles::grid::{BUFFER, EXTENT, TileCoord};
+use crate::tiles::grid::{BUFFER, EXTENT, TileCoord, TileTransform};
 use geo::algorithm::bool_ops::FillRule;
 use geo::{
-    BooleanOps, BoundingRect, Coord, Geometry, LineString, MapCoords, MultiLineString,
+    BooleanOps, BoundingRect, Coord, Distance, Geometry, LineString, MapCoords, MultiLineString,
     MultiPolygon, Point, Polygon, Rect, Simplify,
 };
 use geozero::ToMvt;
-use geozero::mvt::TagsBuilder;
 use geozero::mvt::{Message, Tile, TileValue, tile};
 use serde_json::Value;
 
@@ -27,7 +26,10 @@ pub fn tile_geometry(
     tile: &TileCoord,
     simplify_units: f64,
 ) -> Option<Geometry<f64>> {
-    to_tile(&generalise(geometry, tile.z, simplify_units)?, tile)
+    to_tile(
+        &generalise(geometry, tile.z, simplify_units)?,
+        &tile.to_tile_transform(),
+    )
 }
 
 /// The zoom-dependent part of [`tile_geometry`] (Web Mercator in, Web Mercator out): the
@@ -54,10 +56,11 @@ pub fn generalise(geometry: &Geometry<f64>, z: u8, simplify_units: f64) -> Optio
 }
 
 /// The tile-dependent part of [`tile_geometry`]: snap, clip to the buffer, repair, orient.
-pub fn to_tile(geometry: &Geometry<f64>, tile: &TileCoord) -> Option<Geometry<f64>> {
+/// `transform` is the tile's ([`TileCoord::to_tile_transform`]), worked out once per tile.
+pub fn to_tile(geometry: &Geometry<f64>, transform: &TileTransform) -> Option<Geometry<f64>> {
     // PostGIS snaps to the integer grid before clipping (and again after): so do we.
     let local = geometry.map_coords(|c| {
-        let (x, y) = tile.to_tile_units(c.x, c.y);
+        let (x, y) = transform.apply(c.x, c.y);
         Coord {
             x: x.round(),
             y: y.round(),
@@ -87,8 +90,10 @@ pub fn to_tile(geometry: &Geometry<f64>, tile: &TileCoord) -> Option<Geometry<f6
 /// dropped, and a polygon whose exterior collapses is dropped whole.
 fn simplify(g: &Geometry<f64>, tolerance: f64) -> Geometry<f64> {
     match g {
-        Geometry::LineString(l) => Geometry::LineString(l.simplify(tolerance)),
-        Geometry::MultiLineString(l) => Geometry::MultiLineString(l.simplify(tolerance)),
+        Geometry::LineString(l) => Geometry::LineString(simplify_line(l, tolerance)),
+        Geometry::MultiLineString(l) => Geometry::MultiLineString(MultiLineString::new(
+            l.0.iter().map(|l| simplify_line(l, tolerance)).collect(),
+        )),
         Geometry::Polygon(p) => Geometry::MultiPolygon(MultiPolygon::new(
             simplify_polygon(p, tolerance).into_iter().collect(),
         )),
@@ -99,6 +104,53 @@ fn simplify(g: &Geometry<f64>, tolerance: f64) -> Geometry<f64> {
         )),
         other => other.clone(),
     }
+}
+
+/// `geo`'s Douglas-Peucker on a line (the same distances, the same points kept), without its
+/// per-step allocations: the kept points of a line of up to 64 are marked in one word. Longer
+/// lines go to `geo` itself.
+fn simplify_line(l: &LineString<f64>, tolerance: f64) -> LineString<f64> {
+    let pts = &l.0;
+    let n = pts.len();
+    if tolerance <= 0.0 || n < 3 {
+        return l.clone();
+    }
+    if n > 64 {
+        return l.simplify(tolerance);
+    }
+    let mut keep: u64 = 1 | (1 << (n - 1));
+    let mut spans = [(0usize, 0usize); 64];
+    spans[0] = (0, n - 1);
+    let mut pending = 1;
+    while pending > 0 {
+        pending -= 1;
+        let (a, b) = spans[pending];
+        if b - a < 2 {
+            continue;
+        }
+        let chord = geo::Line::new(pts[a], pts[b]);
+        let (mut far, mut far_d) = (a + 1, 0.0);
+        for (i, p) in pts.iter().enumerate().take(b).skip(a + 1) {
+            let d = geo::Euclidean.distance(*p, &chord);
+            if d >= far_d {
+                (far, far_d) = (i, d);
+            }
+        }
+        if far_d > tolerance {
+            keep |= 1 << far;
+            // At most one span per kept point is pending, so 64 places suffice.
+            spans[pending] = (a, far);
+            spans[pending + 1] = (far, b);
+            pending += 2;
+        }
+    }
+    LineString::new(
+        pts.iter()
+            .enumerate()
+            .filter(|(i, _)| keep & (1 << i) != 0)
+            .map(|(_, p)| *p)
+            .collect(),
+    )
 }
 
 /// PostGIS's `remove_repeated_points` with a tolerance: a point within `tol` of the last kept
@@ -377,7 +429,7 @@ pub fn encode_layer<'a>(
     layer: &LayerConfig,
     features: impl Iterator<Item = (i64, Geometry<f64>, &'a [Value])>,
 ) -> Option<tile::Layer> {
-    let mut tags = TagsBuilder::new();
+    let mut tags = Tags::new(layer);
     let mut out = Vec::new();
     for (id, geometry, props) in features {
         let Ok(mut feature) = geometry.to_mvt_unscaled() else {
@@ -385,12 +437,10 @@ pub fn encode_layer<'a>(
         };
         feature.id = u64::try_from(id).ok();
         let mut t = Vec::with_capacity(2 * (props.len() + 1));
-        let (k, v) = tags.insert_ref("id", int_value(id));
-        t.extend([k, v]);
-        for (p, value) in layer.properties.iter().zip(props) {
+        tags.push(0, int_value(id), &mut t);
+        for (i, (p, value)) in layer.properties.iter().zip(props).enumerate() {
             if let Some(value) = tile_value(value, p.kind) {
-                let (k, v) = tags.insert_ref(&p.name, value);
-                t.extend([k, v]);
+                tags.push(i + 1, value, &mut t);
             }
         }
         feature.tags = t;
@@ -399,15 +449,55 @@ pub fn encode_layer<'a>(
     if out.is_empty() {
         return None;
     }
-    let (keys, values) = tags.into_tags();
     Some(tile::Layer {
         version: 2,
         name: layer.name.clone(),
         features: out,
-        keys,
-        values: values.into_iter().map(Into::into).collect(),
+        keys: tags.keys,
+        values: tags.values.into_iter().map(Into::into).collect(),
         extent: Some(EXTENT),
     })
+}
+
+/// The key and value tables of one layer. Keys are the layer's fixed list (`id`, then its
+/// properties), each entered on first use; equal values share one entry.
+struct Tags<'a> {
+    names: Vec<&'a str>,
+    key_of: Vec<Option<u32>>,
+    keys: Vec<String>,
+    values: Vec<TileValue>,
+    value_of: std::collections::HashMap<TileValue, u32, foldhash::fast::RandomState>,
+}
+
+impl<'a> Tags<'a> {
+    fn new(layer: &'a LayerConfig) -> Tags<'a> {
+        let names: Vec<&str> = std::iter::once("id")
+            .chain(layer.properties.iter().map(|p| p.name.as_str()))
+            .collect();
+        Tags {
+            key_of: vec![None; names.len()],
+            names,
+            keys: Vec::new(),
+            values: Vec::new(),
+            value_of: Default::default(),
+        }
+    }
+
+    /// Adds the tag `(key number slot, value)` to a feature's tag list.
+    fn push(&mut self, slot: usize, value: TileValue, tags: &mut Vec<u32>) {
+        let key = *self.key_of[slot].get_or_insert_with(|| {
+            self.keys.push(self.names[slot].to_string());
+            (self.keys.len() - 1) as u32
+        });
+        let value = match self.value_of.entry(value) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.values.push(e.key().clone());
+                *e.insert((self.values.len() - 1) as u32)
+            }
+        };
+        tags.extend([key, value]);
+    }
 }
 
 fn int_value(i: i64) -> TileValue {
@@ -441,6 +531,31 @@ pub fn encode_tile(layers: Vec<tile::Layer>) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::tiles::grid::lonlat_to_mercator;
+
+    #[test]
+    fn line_simplification_keeps_the_points_geo_keeps() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for case in 0..5000 {
+            let n = 2 + (next() * 80.0) as usize;
+            let line: LineString<f64> = (0..n)
+                .map(|k| (k as f64 * 10.0 + next() * 40.0, next() * 60.0))
+                .collect::<Vec<_>>()
+                .into();
+            // Some tolerances land on the distances of a grid-like line exactly.
+            let tolerance = [0.0, 1.0, 5.0, 20.0, next() * 30.0][case % 5];
+            assert_eq!(
+                simplify_line(&line, tolerance),
+                line.simplify(tolerance),
+                "case {case}: {n} points, tolerance {tolerance}"
+            );
+        }
+    }
 
     #[test]
     fn lines_are_clipped_to_the_buffer() {

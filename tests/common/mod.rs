@@ -74,9 +74,18 @@ pub async fn postgis_with(dir: &std::path::Path, tag: &str) -> (String, PgPool) 
     (url, pool)
 }
 
-/// The PostGIS source over a pool.
+/// The PostGIS source over a pool (with the default encoder, `rust`).
 pub fn postgis_source(pool: PgPool) -> Arc<dyn Source> {
     Arc::new(PostgisSource::new(pool))
+}
+
+/// The PostGIS source over a pool, tiles encoded by `encoder`.
+#[allow(dead_code)]
+pub fn postgis_source_with(
+    pool: PgPool,
+    encoder: coeqwal_network_api::config::TileEncoder,
+) -> Arc<dyn Source> {
+    Arc::new(PostgisSource::new(pool).with_encoder(encoder))
 }
 
 /// The memory source over a folder.
