@@ -32,6 +32,9 @@ pub struct PostgisSource {
     encoder: TileEncoder,
 }
 
+/// One feature fetched for the Rust encoder: id, Web Mercator geometry, property values.
+type TileFeature = (i64, geo::Geometry<f64>, Vec<Value>);
+
 /// Requests admitted per pooled connection (running or waiting): with the default pool of 10,
 /// a workshop's 100 clients (and the streams of their GeoJSON pages) fit with room to spare,
 /// while a stopped database still holds at most 320 requests, each for the acquire timeout.
@@ -174,8 +177,7 @@ impl PostgisSource {
         let rows = rows?;
         self.done("tile", started, || tile_name(layers, tile));
         // Features by layer, in Web Mercator, with their properties.
-        let mut by_layer: Vec<Vec<(i64, geo::Geometry<f64>, Vec<Value>)>> =
-            active.iter().map(|_| Vec::new()).collect();
+        let mut by_layer: Vec<Vec<TileFeature>> = active.iter().map(|_| Vec::new()).collect();
         for row in rows {
             let Some(wkb) = row.try_get::<Option<&[u8]>, _>("g")? else {
                 continue;
