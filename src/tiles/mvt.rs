@@ -460,17 +460,18 @@ pub fn encode_layer<'a>(
 }
 
 /// The key and value tables of one layer. Keys are the layer's fixed list (`id`, then its
-/// properties), each entered on first use; equal values share one entry.
-struct Tags<'a> {
-    names: Vec<&'a str>,
+/// properties), each entered on first use; equal values share one entry, found without copying
+/// the feature's value (a string is copied once, when it first enters the table).
+struct Tags<'l, 'v> {
+    names: Vec<&'l str>,
     key_of: Vec<Option<u32>>,
     keys: Vec<String>,
     values: Vec<TileValue>,
-    value_of: std::collections::HashMap<TileValue, u32, foldhash::fast::RandomState>,
+    value_of: std::collections::HashMap<TagValue<'v>, u32, foldhash::fast::RandomState>,
 }
 
-impl<'a> Tags<'a> {
-    fn new(layer: &'a LayerConfig) -> Tags<'a> {
+impl<'l, 'v> Tags<'l, 'v> {
+    fn new(layer: &'l LayerConfig) -> Tags<'l, 'v> {
         let names: Vec<&str> = std::iter::once("id")
             .chain(layer.properties.iter().map(|p| p.name.as_str()))
             .collect();
@@ -484,7 +485,7 @@ impl<'a> Tags<'a> {
     }
 
     /// Adds the tag `(key number slot, value)` to a feature's tag list.
-    fn push(&mut self, slot: usize, value: TileValue, tags: &mut Vec<u32>) {
+    fn push(&mut self, slot: usize, value: TagValue<'v>, tags: &mut Vec<u32>) {
         let key = *self.key_of[slot].get_or_insert_with(|| {
             self.keys.push(self.names[slot].to_string());
             (self.keys.len() - 1) as u32
@@ -492,7 +493,7 @@ impl<'a> Tags<'a> {
         let value = match self.value_of.entry(value) {
             std::collections::hash_map::Entry::Occupied(e) => *e.get(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                self.values.push(e.key().clone());
+                self.values.push(e.key().to_tile_value());
                 *e.insert((self.values.len() - 1) as u32)
             }
         };
@@ -500,22 +501,48 @@ impl<'a> Tags<'a> {
     }
 }
 
-fn int_value(i: i64) -> TileValue {
-    if i >= 0 {
-        TileValue::Uint(i as u64)
-    } else {
-        TileValue::Sint(i)
+/// A tag value as the tables compare it: a string borrowed from the feature where it can be,
+/// a double by its bits.
+#[derive(PartialEq, Eq, Hash)]
+enum TagValue<'v> {
+    Str(std::borrow::Cow<'v, str>),
+    Double(u64),
+    Uint(u64),
+    Sint(i64),
+    Bool(bool),
+}
+
+impl TagValue<'_> {
+    fn to_tile_value(&self) -> TileValue {
+        match self {
+            TagValue::Str(s) => TileValue::Str(s.to_string()),
+            TagValue::Double(bits) => TileValue::Double(f64::from_bits(*bits)),
+            TagValue::Uint(u) => TileValue::Uint(*u),
+            TagValue::Sint(i) => TileValue::Sint(*i),
+            TagValue::Bool(b) => TileValue::Bool(*b),
+        }
     }
 }
 
-fn tile_value(v: &Value, kind: PropertyType) -> Option<TileValue> {
+fn int_value<'v>(i: i64) -> TagValue<'v> {
+    if i >= 0 {
+        TagValue::Uint(i as u64)
+    } else {
+        TagValue::Sint(i)
+    }
+}
+
+fn tile_value(v: &Value, kind: PropertyType) -> Option<TagValue<'_>> {
+    use std::borrow::Cow;
     match (kind, v) {
         (_, Value::Null) => None,
-        (PropertyType::String, Value::String(s)) => Some(TileValue::Str(s.clone())),
-        (PropertyType::Number, Value::Number(n)) => n.as_f64().map(TileValue::Double),
+        (PropertyType::String, Value::String(s)) => Some(TagValue::Str(Cow::Borrowed(s))),
+        (PropertyType::Number, Value::Number(n)) => {
+            n.as_f64().map(|f| TagValue::Double(f.to_bits()))
+        }
         (PropertyType::Integer, Value::Number(n)) => n.as_i64().map(int_value),
-        (PropertyType::Boolean, Value::Bool(b)) => Some(TileValue::Bool(*b)),
-        (_, other) => Some(TileValue::Str(other.to_string())),
+        (PropertyType::Boolean, Value::Bool(b)) => Some(TagValue::Bool(*b)),
+        (_, other) => Some(TagValue::Str(Cow::Owned(other.to_string()))),
     }
 }
 
