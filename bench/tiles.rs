@@ -8,6 +8,7 @@ use coeqwal_network_api::config::{Config, LayerConfig};
 use coeqwal_network_api::data::LayerFeature;
 use coeqwal_network_api::source::Source;
 use coeqwal_network_api::source::memory::MemorySource;
+use coeqwal_network_api::tiles::cache::gzip_at;
 use coeqwal_network_api::tiles::grid::{TileCoord, lonlat_to_tile};
 use criterion::{Criterion, criterion_group, criterion_main};
 use geo::{Coord, Geometry, LineString};
@@ -115,6 +116,18 @@ fn memory_tiles(c: &mut Criterion) {
     c.bench_function("memory: 100 synthetic-line tiles z8-10", |b| {
         b.iter(|| generate_all(&rt, &lines, &[&lines_layer], &line_tiles))
     });
+
+    // What a cold request pays to compress such a tile (z 9, about 3,000 lines), by level.
+    let z9 = TileCoord::new(9, 85, 197, 22).expect("on the grid");
+    let z9 = rt.block_on(async { lines.tile(&[&lines_layer], z9).await.expect("a tile") });
+    for level in [1, 2, 3, 6] {
+        let size = gzip_at(&z9, level).len();
+        let name = format!(
+            "gzip level {level}: a z9 line tile, {} -> {size} bytes",
+            z9.len()
+        );
+        c.bench_function(&name, |b| b.iter(|| gzip_at(&z9, level).len()));
+    }
 }
 
 criterion_group! {

@@ -76,7 +76,12 @@ impl EncodedTile {
 /// tile of 2,900 lines with zlib: 62.6 KB in 2.5 ms against 61.1 KB in 8.2 ms), which matters when
 /// the cache is off and every request compresses.
 pub fn gzip(raw: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(3));
+    gzip_at(raw, 3)
+}
+
+/// gzip at `level` (0-9).
+pub fn gzip_at(raw: &[u8], level: u32) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(raw);
     Bytes::from(enc.finish().unwrap_or_default())
