@@ -19,6 +19,14 @@ use mvt_reader::feature::{Feature, Value as MvtValue};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
+/// The CalSim3 network's core, where the tile checks look.
+const CENTRAL_VALLEY: Bounds = Bounds {
+    minx: -122.80,
+    miny: 35.99,
+    maxx: -119.71,
+    maxy: 40.80,
+};
+
 /// Tiles the suite compares: all of z 5-10 over the bounds, and a fixed sample at z 11-14.
 fn suite_tiles(bounds: &Bounds) -> Vec<TileCoord> {
     let mut tiles = Vec::new();
@@ -196,12 +204,7 @@ async fn every_feature_of_the_tile(
 ) {
     let config = Config::default();
     let layers: Vec<&LayerConfig> = config.layers.iter().collect();
-    let bounds = Bounds {
-        minx: -122.80,
-        miny: 35.99,
-        maxx: -119.71,
-        maxy: 40.80,
-    };
+    let bounds = CENTRAL_VALLEY;
     let (mut checked, mut generalised, mut total) = (0usize, 0usize, 0usize);
     for z in 5..=10u8 {
         for tile in TileCoord::covering(&bounds, z) {
@@ -278,12 +281,7 @@ async fn rust_encoded_postgis_tiles_are_the_memory_tiles() {
     let memory = common::memory_source(&dir);
     let config = Config::default();
     let layers: Vec<&LayerConfig> = config.layers.iter().collect();
-    let bounds = Bounds {
-        minx: -122.80,
-        miny: 35.99,
-        maxx: -119.71,
-        maxy: 40.80,
-    };
+    let bounds = CENTRAL_VALLEY;
     let tiles = suite_tiles(&bounds);
     let mut differing = Vec::new();
     let mut non_empty = 0;

@@ -165,17 +165,7 @@ impl PostgisSource {
             .map(|(i, l)| features_sql(i, l))
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
-        let mut held = Held::acquire(&self.pool).await?;
-        let started = Instant::now();
-        let rows = sqlx::query(&sql)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .fetch_all(held.conn())
-            .await;
-        held.release();
-        let rows = rows?;
-        self.done("tile", started, || tile_name(layers, tile));
+        let rows = self.tile_rows("tile", &sql, layers, tile, false).await?;
         // Features by layer, in Web Mercator, with their properties.
         let mut by_layer: Vec<Vec<TileFeature>> = active.iter().map(|_| Vec::new()).collect();
         for row in rows {
@@ -229,19 +219,37 @@ impl PostgisSource {
             return Ok(Vec::new());
         }
         let sql = format!("SELECT {} AS mvt", parts.join(" || "));
+        let rows = self.tile_rows("tile", &sql, layers, tile, true).await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get::<Vec<u8>, _>(0)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs one statement of a tile on a pooled connection, timed as a `kind` query: `$1..$3`
+    /// are z/x/y, and `$4` the metres per tile unit when `with_unit`.
+    async fn tile_rows(
+        &self,
+        kind: &'static str,
+        sql: &str,
+        layers: &[&LayerConfig],
+        tile: TileCoord,
+        with_unit: bool,
+    ) -> AppResult<Vec<sqlx::postgres::PgRow>> {
         let mut held = Held::acquire(&self.pool).await?;
         let started = Instant::now();
-        let row = sqlx::query(&sql)
+        let mut query = sqlx::query(sql)
             .bind(tile.z as i32)
             .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .bind(tile.unit_m())
-            .fetch_one(held.conn())
-            .await;
+            .bind(tile.y as i32);
+        if with_unit {
+            query = query.bind(tile.unit_m());
+        }
+        let rows = query.fetch_all(held.conn()).await;
         held.release();
-        let row = row?;
-        self.done("tile", started, || tile_name(layers, tile));
-        Ok(row.try_get::<Vec<u8>, _>(0)?)
+        let rows = rows?;
+        self.done(kind, started, || tile_name(layers, tile));
+        Ok(rows)
     }
 }
 
@@ -461,17 +469,9 @@ impl Source for PostgisSource {
             return Ok(Vec::new());
         }
         let sql = format!("{} ORDER BY o, fid", selects.join(" UNION ALL "));
-        let mut held = Held::acquire(&self.pool).await?;
-        let started = Instant::now();
-        let rows = sqlx::query(&sql)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .fetch_all(held.conn())
-            .await;
-        held.release();
-        let rows = rows?;
-        self.done("tile_geojson", started, || tile_name(layers, tile));
+        let rows = self
+            .tile_rows("tile_geojson", &sql, layers, tile, false)
+            .await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>("f").map_err(AppError::from))
             .collect()
