@@ -12,7 +12,9 @@ use crate::config::{GeometryKind, LayerConfig};
 use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{Bounds, TileCoord, lonlat_to_mercator};
-use crate::tiles::mvt::{encode_layer, encode_tile, generalise, to_tile};
+use crate::tiles::mvt::{
+    Scratch, commands, encode_layer, encode_tile, generalise, tile_feature, to_tile,
+};
 use async_trait::async_trait;
 use geo::CoordsIter;
 use geo::{BooleanOps, BoundingRect, Geometry, Intersects, MapCoords, Rect, Validation};
@@ -376,17 +378,17 @@ impl Source for MemorySource {
                 .collect();
             hits.sort_by_key(|i| i.id);
             let tol = layer.simplify_units();
+            let mut scratch = Scratch::default();
             let features = hits.into_iter().filter_map(|item| {
-                let g = match &item.generalised {
+                let feature = match &item.generalised {
                     Some(slots) => slots[tile.z.min(30) as usize]
                         .get_or_init(|| generalise(&item.merc, tile.z, tol))
                         .as_ref()
-                        .and_then(|g| to_tile(g, &transform)),
-                    None => {
-                        generalise(&item.merc, tile.z, tol).and_then(|g| to_tile(&g, &transform))
-                    }
+                        .and_then(|g| to_tile(g, &transform))
+                        .and_then(|g| commands(&g)),
+                    None => tile_feature(&item.merc, tile.z, tol, &transform, &mut scratch),
                 };
-                g.map(|g| (item.id, g, item.props.as_slice()))
+                feature.map(|f| (item.id, f, item.props.as_slice()))
             });
             if let Some(l) = encode_layer(layer, features) {
                 out.push(l);

@@ -12,7 +12,7 @@ use super::{ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, Search
 use crate::config::{GeometryKind, LayerConfig, TileEncoder, quote_ident};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord, lonlat_to_mercator};
-use crate::tiles::mvt::{encode_layer, encode_tile, generalise, to_tile};
+use crate::tiles::mvt::{Scratch, encode_layer, encode_tile, tile_feature};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
@@ -191,10 +191,10 @@ impl PostgisSource {
         for (layer, mut features) in active.iter().zip(by_layer) {
             features.sort_by_key(|f| f.0);
             let tolerance = layer.simplify_units();
+            let mut scratch = Scratch::default();
             let in_tile = features.iter().filter_map(|(id, merc, props)| {
-                generalise(merc, tile.z, tolerance)
-                    .and_then(|g| to_tile(&g, &transform))
-                    .map(|g| (*id, g, props.as_slice()))
+                tile_feature(merc, tile.z, tolerance, &transform, &mut scratch)
+                    .map(|f| (*id, f, props.as_slice()))
             });
             if let Some(encoded) = encode_layer(layer, in_tile) {
                 out.push(encoded);

@@ -4,7 +4,8 @@
 //! order: simplify (Douglas-Peucker, in metres, before anything else, as our SQL does), drop
 //! lines and polygons smaller than half a tile unit, move into tile units, clip to the buffered
 //! tile, snap to the integer grid, drop what collapsed, and orient polygon rings as MVT 2 wants.
-//! Encoding the commands is `geozero`'s job; building layers and values is ours.
+//! Then the MVT commands, written as `geozero`'s writer writes them (a test compares the two),
+//! and the layers with their key and value tables.
 
 use crate::config::{LayerConfig, PropertyType};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord, TileTransform};
@@ -13,7 +14,6 @@ use geo::{
     BooleanOps, BoundingRect, Coord, Distance, Geometry, LineString, MapCoords, MultiLineString,
     MultiPolygon, Point, Polygon, Rect, Simplify,
 };
-use geozero::ToMvt;
 use geozero::mvt::{Message, Tile, TileValue, tile};
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ pub fn tile_geometry(
 /// layer's simplification, the drop of sub-unit specks, and `ST_AsMVTGeom`'s own one-unit
 /// reduction. The same for every tile of a zoom, so callers may keep it.
 pub fn generalise(geometry: &Geometry<f64>, z: u8, simplify_units: f64) -> Option<Geometry<f64>> {
-    let unit = 2.0 * crate::tiles::grid::WORLD_HALF / (1u64 << z) as f64 / EXTENT as f64;
+    let unit = unit_at(z);
     if matches!(geometry, Geometry::Point(_) | Geometry::MultiPoint(_)) {
         return Some(geometry.clone());
     }
@@ -66,9 +66,8 @@ pub fn to_tile(geometry: &Geometry<f64>, transform: &TileTransform) -> Option<Ge
             y: y.round(),
         }
     });
-    let lo = -(BUFFER as f64);
-    let hi = (EXTENT + BUFFER) as f64;
-    let clip = Rect::new(Coord { x: lo, y: lo }, Coord { x: hi, y: hi });
+    let clip = clip_rect();
+    let (lo, hi) = (clip.min().x, clip.max().x);
     match local {
         Geometry::Point(p) => snap_point(p, lo, hi).map(Geometry::Point),
         Geometry::MultiPoint(mp) => {
@@ -84,6 +83,225 @@ pub fn to_tile(geometry: &Geometry<f64>, transform: &TileTransform) -> Option<Ge
         Geometry::MultiPolygon(mp) => clip_polygons(mp, &clip),
         _ => None,
     }
+}
+
+/// One tile unit at zoom `z`, in Web Mercator metres.
+fn unit_at(z: u8) -> f64 {
+    2.0 * crate::tiles::grid::WORLD_HALF / (1u64 << z) as f64 / EXTENT as f64
+}
+
+/// The buffered tile, in tile units: what clipping keeps.
+fn clip_rect() -> Rect<f64> {
+    let lo = -(BUFFER as f64);
+    let hi = (EXTENT + BUFFER) as f64;
+    Rect::new(Coord { x: lo, y: lo }, Coord { x: hi, y: hi })
+}
+
+/// Working space of [`tile_feature`], reused across the features of a tile so that a line
+/// costs no allocation but its own commands.
+#[derive(Default)]
+pub struct Scratch {
+    simplified: Vec<Coord<f64>>,
+    simplified_ends: Vec<usize>,
+    reduced: Vec<Coord<f64>>,
+    local: Vec<Coord<f64>>,
+    local_ends: Vec<usize>,
+    piece: Vec<Coord<f64>>,
+    snapped: Vec<Coord<f64>>,
+}
+
+/// One feature from Web Mercator to an MVT feature (geometry and type; no id or tags yet):
+/// [`tile_geometry`] then [`commands`], with the same result. Lines, most of the features of
+/// a busy tile, go straight from coordinates to commands without intermediate geometries.
+pub fn tile_feature(
+    merc: &Geometry<f64>,
+    z: u8,
+    simplify_units: f64,
+    transform: &TileTransform,
+    scratch: &mut Scratch,
+) -> Option<tile::Feature> {
+    match merc {
+        Geometry::LineString(l) => line_feature(
+            std::slice::from_ref(l),
+            z,
+            simplify_units,
+            transform,
+            scratch,
+        ),
+        Geometry::MultiLineString(m) => line_feature(&m.0, z, simplify_units, transform, scratch),
+        other => commands(&to_tile(&generalise(other, z, simplify_units)?, transform)?),
+    }
+}
+
+/// [`tile_feature`] for the parts of a line: [`generalise`], [`to_tile`] and [`commands`]
+/// step for step, on slices of the scratch space.
+fn line_feature(
+    parts: &[LineString<f64>],
+    z: u8,
+    simplify_units: f64,
+    transform: &TileTransform,
+    s: &mut Scratch,
+) -> Option<tile::Feature> {
+    let unit = unit_at(z);
+    // The layer's simplification, then the drop of specks.
+    s.simplified.clear();
+    s.simplified_ends.clear();
+    for p in parts {
+        simplify_into(&p.0, simplify_units * unit, &mut s.simplified);
+        s.simplified_ends.push(s.simplified.len());
+    }
+    let (mut min, mut max) = (s.simplified.first()?.to_owned(), s.simplified[0]);
+    for c in &s.simplified {
+        (min.x, min.y) = (min.x.min(c.x), min.y.min(c.y));
+        (max.x, max.y) = (max.x.max(c.x), max.y.max(c.y));
+    }
+    if max.x - min.x < unit / 2.0 && max.y - min.y < unit / 2.0 {
+        return None;
+    }
+    // ST_AsMVTGeom's one-unit reduction, then tile units on the integer grid.
+    let clip = clip_rect();
+    let mut inside = true;
+    s.local.clear();
+    s.local_ends.clear();
+    let mut start = 0;
+    for &end in &s.simplified_ends {
+        s.reduced.clear();
+        remove_repeated_into(&s.simplified[start..end], unit, 2, &mut s.reduced);
+        let from = s.local.len();
+        simplify_into(&s.reduced, unit, &mut s.local);
+        for c in &mut s.local[from..] {
+            let (x, y) = transform.apply(c.x, c.y);
+            *c = Coord {
+                x: x.round(),
+                y: y.round(),
+            };
+            inside &= in_rect(c, &clip);
+        }
+        s.local_ends.push(s.local.len());
+        start = end;
+    }
+    // Clip, snap again, and write the pieces.
+    let mut geometry = Vec::new();
+    let mut cursor = (0, 0);
+    let mut start = 0;
+    for &end in &s.local_ends {
+        let part = &s.local[start..end];
+        start = end;
+        if inside {
+            snap_into(part, &mut s.snapped);
+            line_commands(&s.snapped, &mut cursor, &mut geometry);
+        } else {
+            let snapped = &mut s.snapped;
+            clip_polyline_each(part, &clip, &mut s.piece, |piece| {
+                snap_into(piece, snapped);
+                line_commands(snapped, &mut cursor, &mut geometry);
+            });
+        }
+    }
+    if geometry.is_empty() {
+        return None;
+    }
+    let mut feature = tile::Feature {
+        geometry,
+        ..Default::default()
+    };
+    feature.set_type(tile::GeomType::Linestring);
+    Some(feature)
+}
+
+const MOVE_TO: u32 = 1;
+const LINE_TO: u32 = 2;
+const CLOSE_PATH: u32 = 7;
+
+/// A command integer of MVT 2 (4.3.1).
+fn command(id: u32, count: usize) -> u32 {
+    (id & 0x7) | ((count as u32) << 3)
+}
+
+/// Appends the zigzag-encoded move from `cursor` to `c` (4.3.2) and moves the cursor.
+fn push_delta(c: Coord<f64>, cursor: &mut (i32, i32), out: &mut Vec<u32>) {
+    let (x, y) = (c.x as i32, c.y as i32);
+    let zigzag = |v: i32| ((v << 1) ^ (v >> 31)) as u32;
+    out.push(zigzag(x.saturating_sub(cursor.0)));
+    out.push(zigzag(y.saturating_sub(cursor.1)));
+    *cursor = (x, y);
+}
+
+/// MoveTo the first point, LineTo the rest; nothing for fewer than two points.
+fn line_commands(pts: &[Coord<f64>], cursor: &mut (i32, i32), out: &mut Vec<u32>) -> bool {
+    let Some((first, rest)) = pts.split_first().filter(|(_, r)| !r.is_empty()) else {
+        return false;
+    };
+    out.push(command(MOVE_TO, 1));
+    push_delta(*first, cursor, out);
+    out.push(command(LINE_TO, rest.len()));
+    for c in rest {
+        push_delta(*c, cursor, out);
+    }
+    true
+}
+
+/// A closed ring: its points but the closing one, then ClosePath; `false` below three points.
+fn ring_commands(ring: &LineString<f64>, cursor: &mut (i32, i32), out: &mut Vec<u32>) -> bool {
+    let pts = &ring.0;
+    if pts.len() < 3 {
+        return false;
+    }
+    line_commands(&pts[..pts.len() - 1], cursor, out);
+    out.push(command(CLOSE_PATH, 1));
+    true
+}
+
+/// An MVT feature's geometry and type for a geometry already in tile units, as geozero's
+/// writer makes it; `None` for what it cannot encode (a line of one point, a ring of two).
+pub fn commands(g: &Geometry<f64>) -> Option<tile::Feature> {
+    let mut out = Vec::new();
+    let mut cursor = (0, 0);
+    let polygon = |p: &Polygon<f64>, cursor: &mut (i32, i32), out: &mut Vec<u32>| {
+        ring_commands(p.exterior(), cursor, out)
+            && p.interiors().iter().all(|r| ring_commands(r, cursor, out))
+    };
+    let kind = match g {
+        Geometry::Point(p) => {
+            out.push(command(MOVE_TO, 1));
+            push_delta(p.0, &mut cursor, &mut out);
+            tile::GeomType::Point
+        }
+        Geometry::MultiPoint(mp) => {
+            out.push(command(MOVE_TO, mp.0.len()));
+            for p in &mp.0 {
+                push_delta(p.0, &mut cursor, &mut out);
+            }
+            tile::GeomType::Point
+        }
+        Geometry::LineString(l) => {
+            line_commands(&l.0, &mut cursor, &mut out).then_some(())?;
+            tile::GeomType::Linestring
+        }
+        Geometry::MultiLineString(m) => {
+            for l in &m.0 {
+                line_commands(&l.0, &mut cursor, &mut out).then_some(())?;
+            }
+            tile::GeomType::Linestring
+        }
+        Geometry::Polygon(p) => {
+            polygon(p, &mut cursor, &mut out).then_some(())?;
+            tile::GeomType::Polygon
+        }
+        Geometry::MultiPolygon(mp) => {
+            for p in &mp.0 {
+                polygon(p, &mut cursor, &mut out).then_some(())?;
+            }
+            tile::GeomType::Polygon
+        }
+        _ => return None,
+    };
+    let mut feature = tile::Feature {
+        geometry: out,
+        ..Default::default()
+    };
+    feature.set_type(kind);
+    Some(feature)
 }
 
 /// Douglas-Peucker as PostGIS's `ST_Simplify` does it: rings that fall below four points are
@@ -106,17 +324,31 @@ fn simplify(g: &Geometry<f64>, tolerance: f64) -> Geometry<f64> {
     }
 }
 
-/// `geo`'s Douglas-Peucker on a line (the same distances, the same points kept), without its
-/// per-step allocations: the kept points of a line of up to 64 are marked in one word. Longer
-/// lines go to `geo` itself.
+/// `geo`'s Douglas-Peucker on a line (the same distances, the same points kept).
 fn simplify_line(l: &LineString<f64>, tolerance: f64) -> LineString<f64> {
-    let pts = &l.0;
-    let n = pts.len();
-    if tolerance <= 0.0 || n < 3 {
+    if tolerance <= 0.0 || l.0.len() < 3 {
         return l.clone();
     }
-    if n > 64 {
+    if l.0.len() > 64 {
         return l.simplify(tolerance);
+    }
+    let mut out = Vec::with_capacity(l.0.len());
+    simplify_into(&l.0, tolerance, &mut out);
+    LineString::new(out)
+}
+
+/// [`simplify_line`] on a slice, appending the kept points to `out`, without `geo`'s
+/// per-step allocations: the kept points of a line of up to 64 are marked in one word. Longer
+/// lines go to `geo` itself.
+fn simplify_into(pts: &[Coord<f64>], tolerance: f64, out: &mut Vec<Coord<f64>>) {
+    let n = pts.len();
+    if tolerance <= 0.0 || n < 3 {
+        out.extend_from_slice(pts);
+        return;
+    }
+    if n > 64 {
+        out.extend(LineString::new(pts.to_vec()).simplify(tolerance).0);
+        return;
     }
     let mut keep: u64 = 1 | (1 << (n - 1));
     let mut spans = [(0usize, 0usize); 64];
@@ -144,42 +376,20 @@ fn simplify_line(l: &LineString<f64>, tolerance: f64) -> LineString<f64> {
             pending += 2;
         }
     }
-    LineString::new(
+    out.extend(
         pts.iter()
             .enumerate()
             .filter(|(i, _)| keep & (1 << i) != 0)
-            .map(|(_, p)| *p)
-            .collect(),
-    )
+            .map(|(_, p)| *p),
+    );
 }
 
 /// PostGIS's `remove_repeated_points` with a tolerance: a point within `tol` of the last kept
 /// point goes, the last point always stays (replacing its near predecessor).
 fn remove_repeated(g: &Geometry<f64>, tol: f64) -> Geometry<f64> {
     let line = |l: &LineString<f64>, min: usize| -> LineString<f64> {
-        let pts = &l.0;
-        if pts.len() <= min {
-            return l.clone();
-        }
-        let tolsq = tol * tol;
-        let mut out: Vec<Coord<f64>> = vec![pts[0]];
-        let n = pts.len();
-        for (i, p) in pts.iter().enumerate().skip(1) {
-            let last_point = i == n - 1;
-            let mut dsq = 0.0;
-            if n + out.len() > min + i {
-                let l = out[out.len() - 1];
-                dsq = (l.x - p.x).powi(2) + (l.y - p.y).powi(2);
-                if !last_point && dsq <= tolsq {
-                    continue;
-                }
-                if last_point && out.len() > 1 && dsq <= tolsq {
-                    out.pop();
-                }
-            }
-            let _ = dsq;
-            out.push(*p);
-        }
+        let mut out = Vec::with_capacity(l.0.len());
+        remove_repeated_into(&l.0, tol, min, &mut out);
         LineString::new(out)
     };
     let poly = |p: &Polygon<f64>| {
@@ -201,6 +411,33 @@ fn remove_repeated(g: &Geometry<f64>, tol: f64) -> Geometry<f64> {
     }
 }
 
+/// [`remove_repeated`] on one line or ring of at least `min` points, appended to `out`.
+fn remove_repeated_into(pts: &[Coord<f64>], tol: f64, min: usize, out: &mut Vec<Coord<f64>>) {
+    let n = pts.len();
+    if n <= min {
+        out.extend_from_slice(pts);
+        return;
+    }
+    let tolsq = tol * tol;
+    let start = out.len();
+    out.push(pts[0]);
+    for (i, p) in pts.iter().enumerate().skip(1) {
+        let last_point = i == n - 1;
+        let kept = out.len() - start;
+        if n + kept > min + i {
+            let l = out[out.len() - 1];
+            let dsq = (l.x - p.x).powi(2) + (l.y - p.y).powi(2);
+            if !last_point && dsq <= tolsq {
+                continue;
+            }
+            if last_point && kept > 1 && dsq <= tolsq {
+                out.pop();
+            }
+        }
+        out.push(*p);
+    }
+}
+
 fn simplify_polygon(p: &Polygon<f64>, tolerance: f64) -> Option<Polygon<f64>> {
     let ring = |r: &LineString<f64>| Some(r.simplify(tolerance)).filter(|r| r.0.len() >= 4);
     let exterior = ring(p.exterior())?;
@@ -217,7 +454,14 @@ fn snap_point(p: Point<f64>, lo: f64, hi: f64) -> Option<Point<f64>> {
 
 fn snap_ring(ls: &LineString<f64>) -> Vec<Coord<f64>> {
     let mut out: Vec<Coord<f64>> = Vec::with_capacity(ls.0.len());
-    for c in &ls.0 {
+    snap_into(&ls.0, &mut out);
+    out
+}
+
+/// Rounds points to the integer grid into `out` (cleared first), dropping repeats.
+fn snap_into(pts: &[Coord<f64>], out: &mut Vec<Coord<f64>>) {
+    out.clear();
+    for c in pts {
         let s = Coord {
             x: c.x.round(),
             y: c.y.round(),
@@ -226,7 +470,6 @@ fn snap_ring(ls: &LineString<f64>) -> Vec<Coord<f64>> {
             out.push(s);
         }
     }
-    out
 }
 
 fn clip_lines(mls: MultiLineString<f64>, clip: &Rect<f64>) -> Option<Geometry<f64>> {
@@ -251,14 +494,27 @@ fn clip_lines(mls: MultiLineString<f64>, clip: &Rect<f64>) -> Option<Geometry<f6
 
 /// Liang-Barsky clipping of each segment; consecutive pieces that join stay one line.
 fn clip_polyline(line: &LineString<f64>, r: &Rect<f64>) -> Vec<LineString<f64>> {
-    let mut out: Vec<Vec<Coord<f64>>> = Vec::new();
-    let mut current: Vec<Coord<f64>> = Vec::new();
-    for w in line.0.windows(2) {
+    let mut out = Vec::new();
+    clip_polyline_each(&line.0, r, &mut Vec::new(), |piece| {
+        out.push(LineString::new(piece.to_vec()))
+    });
+    out
+}
+
+/// [`clip_polyline`] calling `piece` with each piece in turn; `current` is working space.
+fn clip_polyline_each(
+    pts: &[Coord<f64>],
+    r: &Rect<f64>,
+    current: &mut Vec<Coord<f64>>,
+    mut piece: impl FnMut(&[Coord<f64>]),
+) {
+    current.clear();
+    for w in pts.windows(2) {
         match clip_segment(w[0], w[1], r) {
             Some((a, b)) => {
                 if current.last() != Some(&a) {
                     if current.len() >= 2 {
-                        out.push(std::mem::take(&mut current));
+                        piece(current);
                     }
                     current.clear();
                     current.push(a);
@@ -267,16 +523,15 @@ fn clip_polyline(line: &LineString<f64>, r: &Rect<f64>) -> Vec<LineString<f64>> 
             }
             None => {
                 if current.len() >= 2 {
-                    out.push(std::mem::take(&mut current));
+                    piece(current);
                 }
                 current.clear();
             }
         }
     }
     if current.len() >= 2 {
-        out.push(current);
+        piece(current);
     }
-    out.into_iter().map(LineString::new).collect()
 }
 
 /// The part of segment `a`-`b` inside `r`, if any.
@@ -424,17 +679,15 @@ fn orient(p: Polygon<f64>) -> Polygon<f64> {
     Polygon::new(ext, ints)
 }
 
-/// Builds one MVT layer from features already in tile units.
+/// Builds one MVT layer from features with their geometry ([`tile_feature`]): adds each
+/// one's id and tags.
 pub fn encode_layer<'a>(
     layer: &LayerConfig,
-    features: impl Iterator<Item = (i64, Geometry<f64>, &'a [Value])>,
+    features: impl Iterator<Item = (i64, tile::Feature, &'a [Value])>,
 ) -> Option<tile::Layer> {
     let mut tags = Tags::new(layer);
     let mut out = Vec::new();
-    for (id, geometry, props) in features {
-        let Ok(mut feature) = geometry.to_mvt_unscaled() else {
-            continue;
-        };
+    for (id, mut feature, props) in features {
         feature.id = u64::try_from(id).ok();
         let mut t = Vec::with_capacity(2 * (props.len() + 1));
         tags.push(0, int_value(id), &mut t);
@@ -561,13 +814,7 @@ mod tests {
 
     #[test]
     fn line_simplification_keeps_the_points_geo_keeps() {
-        let mut seed = 7u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = rng(7);
         for case in 0..5000 {
             let n = 2 + (next() * 80.0) as usize;
             let line: LineString<f64> = (0..n)
@@ -582,6 +829,97 @@ mod tests {
                 "case {case}: {n} points, tolerance {tolerance}"
             );
         }
+    }
+
+    /// A small deterministic generator (xorshift) of numbers in [0, 1).
+    fn rng(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    #[test]
+    fn commands_match_geozero() {
+        use geozero::ToMvt;
+        let ring = |x: f64, y: f64, s: f64| {
+            LineString::from(vec![(x, y), (x + s, y), (x + s, y + s), (x, y + s), (x, y)])
+        };
+        let line = LineString::from(vec![(3.0, 4.0), (-64.0, 100.0), (4160.0, 7.0)]);
+        let geometries = vec![
+            Geometry::Point(Point::new(12.0, -5.0)),
+            Geometry::MultiPoint(vec![Point::new(1.0, 2.0), Point::new(-3.0, 4000.0)].into()),
+            Geometry::LineString(line.clone()),
+            Geometry::MultiLineString(MultiLineString::new(vec![
+                line.clone(),
+                LineString::from(vec![(0.0, 0.0), (9.0, 9.0)]),
+            ])),
+            Geometry::Polygon(Polygon::new(
+                ring(0.0, 0.0, 100.0),
+                vec![ring(10.0, 10.0, 5.0)],
+            )),
+            Geometry::MultiPolygon(MultiPolygon::new(vec![
+                Polygon::new(ring(0.0, 0.0, 100.0), vec![]),
+                Polygon::new(ring(500.0, 20.0, 50.0), vec![ring(510.0, 30.0, 5.0)]),
+            ])),
+        ];
+        for g in &geometries {
+            let ours = commands(g).expect("encodable");
+            let theirs = g.to_mvt_unscaled().expect("encodable");
+            assert_eq!(ours, theirs, "{g:?}");
+        }
+        let one_point = Geometry::LineString(LineString::from(vec![(1.0, 1.0)]));
+        assert!(commands(&one_point).is_none() && one_point.to_mvt_unscaled().is_err());
+    }
+
+    #[test]
+    fn line_features_match_the_geometry_path() {
+        let mut next = rng(11);
+        let mut scratch = Scratch::default();
+        let mut checked = 0;
+        for case in 0..4000 {
+            let z = [4u8, 8, 9, 12, 16][case % 5];
+            let t = TileCoord::new(u32::from(z), (41u64 << z) >> 8, (98u64 << z) >> 8, 22).unwrap();
+            let b = t.mercator_bounds();
+            let (w, h) = (b.maxx - b.minx, b.maxy - b.miny);
+            // Lines from a speck to wider than the tile, some crossing its edges.
+            let spread = [0.0001, 0.01, 0.2, 1.5][case % 4];
+            let (x0, y0) = (
+                b.minx + (next() * 1.4 - 0.2) * w,
+                b.miny + (next() * 1.4 - 0.2) * h,
+            );
+            let mut part = |n: usize| -> LineString<f64> {
+                (0..n)
+                    .map(|_| {
+                        (
+                            x0 + (next() - 0.5) * spread * w,
+                            y0 + (next() - 0.5) * spread * h,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
+            };
+            let n = [1usize, 2, 3, 6, 20, 70][case % 6];
+            let g = if case % 3 == 0 {
+                Geometry::MultiLineString(MultiLineString::new(vec![part(n), part(2), part(5)]))
+            } else {
+                Geometry::LineString(part(n))
+            };
+            let simplify_units = [0.0, 1.0, 4.0][case % 3];
+            let expected = tile_geometry(&g, &t, simplify_units).and_then(|g| commands(&g));
+            let ours = tile_feature(
+                &g,
+                t.z,
+                simplify_units,
+                &t.to_tile_transform(),
+                &mut scratch,
+            );
+            assert_eq!(ours, expected, "case {case}: {g:?} at {t:?}");
+            checked += usize::from(expected.is_some());
+        }
+        assert!(checked > 1000, "only {checked} lines reached a tile");
     }
 
     #[test]
