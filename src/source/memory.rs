@@ -12,9 +12,7 @@ use crate::config::{GeometryKind, LayerConfig};
 use crate::data::{LayerFeature, layer_files, parse_layer, read_layer_file};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{Bounds, TileCoord, lonlat_to_mercator};
-use crate::tiles::mvt::{
-    Scratch, commands, encode_layer, encode_tile, generalise, tile_feature, to_tile,
-};
+use crate::tiles::mvt::{LayerEncoder, generalise};
 use async_trait::async_trait;
 use geo::CoordsIter;
 use geo::{BooleanOps, BoundingRect, Geometry, Intersects, MapCoords, Rect, Validation};
@@ -378,23 +376,22 @@ impl Source for MemorySource {
                 .collect();
             hits.sort_by_key(|i| i.id);
             let tol = layer.simplify_units();
-            let mut scratch = Scratch::default();
-            let features = hits.into_iter().filter_map(|item| {
-                let feature = match &item.generalised {
-                    Some(slots) => slots[tile.z.min(30) as usize]
-                        .get_or_init(|| generalise(&item.merc, tile.z, tol))
-                        .as_ref()
-                        .and_then(|g| to_tile(g, &transform))
-                        .and_then(|g| commands(&g)),
-                    None => tile_feature(&item.merc, tile.z, tol, &transform, &mut scratch),
-                };
-                feature.map(|f| (item.id, f, item.props.as_slice()))
-            });
-            if let Some(l) = encode_layer(layer, features) {
-                out.push(l);
+            let mut encoder = LayerEncoder::new(layer, &tile, transform);
+            for item in hits {
+                match &item.generalised {
+                    Some(slots) => {
+                        let g = slots[tile.z.min(30) as usize]
+                            .get_or_init(|| generalise(&item.merc, tile.z, tol));
+                        if let Some(g) = g {
+                            encoder.add_generalised(item.id, g, &item.props);
+                        }
+                    }
+                    None => encoder.add_mercator(item.id, &item.merc, &item.props),
+                }
             }
+            encoder.finish(&mut out);
         }
-        Ok(encode_tile(out))
+        Ok(out)
     }
 
     async fn tile_features(

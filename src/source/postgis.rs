@@ -12,7 +12,7 @@ use super::{ItemsQuery, LayerStats, NetworkRow, SEARCH_FIELDS, SearchHit, Search
 use crate::config::{GeometryKind, LayerConfig, TileEncoder, quote_ident};
 use crate::error::{AppError, AppResult};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord, lonlat_to_mercator};
-use crate::tiles::mvt::{Scratch, encode_layer, encode_tile, tile_feature};
+use crate::tiles::mvt::LayerEncoder;
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
@@ -190,17 +190,13 @@ impl PostgisSource {
         let mut out = Vec::new();
         for (layer, mut features) in active.iter().zip(by_layer) {
             features.sort_by_key(|f| f.0);
-            let tolerance = layer.simplify_units();
-            let mut scratch = Scratch::default();
-            let in_tile = features.iter().filter_map(|(id, merc, props)| {
-                tile_feature(merc, tile.z, tolerance, &transform, &mut scratch)
-                    .map(|f| (*id, f, props.as_slice()))
-            });
-            if let Some(encoded) = encode_layer(layer, in_tile) {
-                out.push(encoded);
+            let mut encoder = LayerEncoder::new(layer, &tile, transform);
+            for (id, merc, props) in &features {
+                encoder.add_mercator(*id, merc, props);
             }
+            encoder.finish(&mut out);
         }
-        Ok(encode_tile(out))
+        Ok(out)
     }
 
     /// A tile made by the database's `ST_AsMVT` (the `postgis` encoder).

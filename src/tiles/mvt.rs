@@ -14,7 +14,7 @@ use geo::{
     BooleanOps, BoundingRect, Coord, Distance, Geometry, LineString, MapCoords, MultiLineString,
     MultiPolygon, Point, Polygon, Rect, Simplify,
 };
-use geozero::mvt::{Message, Tile, TileValue, tile};
+use geozero::mvt::{Message, TileValue, tile};
 use serde_json::Value;
 
 /// Fill rule of the polygon overlay (clipping and repair); measured closest to PostGIS.
@@ -110,16 +110,18 @@ pub struct Scratch {
     snapped: Vec<Coord<f64>>,
 }
 
-/// One feature from Web Mercator to an MVT feature (geometry and type; no id or tags yet):
-/// [`tile_geometry`] then [`commands`], with the same result. Lines, most of the features of
-/// a busy tile, go straight from coordinates to commands without intermediate geometries.
+/// One feature from Web Mercator to MVT geometry commands (into `out`, cleared first) and
+/// its geometry type: [`tile_geometry`] then [`commands`], with the same result. Lines, most
+/// of the features of a busy tile, go straight from coordinates to commands without
+/// intermediate geometries.
 pub fn tile_feature(
     merc: &Geometry<f64>,
     z: u8,
     simplify_units: f64,
     transform: &TileTransform,
     scratch: &mut Scratch,
-) -> Option<tile::Feature> {
+    out: &mut Vec<u32>,
+) -> Option<tile::GeomType> {
     match merc {
         Geometry::LineString(l) => line_feature(
             std::slice::from_ref(l),
@@ -127,9 +129,15 @@ pub fn tile_feature(
             simplify_units,
             transform,
             scratch,
+            out,
         ),
-        Geometry::MultiLineString(m) => line_feature(&m.0, z, simplify_units, transform, scratch),
-        other => commands(&to_tile(&generalise(other, z, simplify_units)?, transform)?),
+        Geometry::MultiLineString(m) => {
+            line_feature(&m.0, z, simplify_units, transform, scratch, out)
+        }
+        other => commands(
+            &to_tile(&generalise(other, z, simplify_units)?, transform)?,
+            out,
+        ),
     }
 }
 
@@ -141,7 +149,9 @@ fn line_feature(
     simplify_units: f64,
     transform: &TileTransform,
     s: &mut Scratch,
-) -> Option<tile::Feature> {
+    geometry: &mut Vec<u32>,
+) -> Option<tile::GeomType> {
+    geometry.clear();
     let unit = unit_at(z);
     // The layer's simplification, then the drop of specks.
     s.simplified.clear();
@@ -181,7 +191,6 @@ fn line_feature(
         start = end;
     }
     // Clip, snap again, and write the pieces.
-    let mut geometry = Vec::new();
     let mut cursor = (0, 0);
     let mut start = 0;
     for &end in &s.local_ends {
@@ -189,24 +198,16 @@ fn line_feature(
         start = end;
         if inside {
             snap_into(part, &mut s.snapped);
-            line_commands(&s.snapped, &mut cursor, &mut geometry);
+            line_commands(&s.snapped, &mut cursor, geometry);
         } else {
             let snapped = &mut s.snapped;
             clip_polyline_each(part, &clip, &mut s.piece, |piece| {
                 snap_into(piece, snapped);
-                line_commands(snapped, &mut cursor, &mut geometry);
+                line_commands(snapped, &mut cursor, geometry);
             });
         }
     }
-    if geometry.is_empty() {
-        return None;
-    }
-    let mut feature = tile::Feature {
-        geometry,
-        ..Default::default()
-    };
-    feature.set_type(tile::GeomType::Linestring);
-    Some(feature)
+    (!geometry.is_empty()).then_some(tile::GeomType::Linestring)
 }
 
 const MOVE_TO: u32 = 1;
@@ -252,10 +253,11 @@ fn ring_commands(ring: &LineString<f64>, cursor: &mut (i32, i32), out: &mut Vec<
     true
 }
 
-/// An MVT feature's geometry and type for a geometry already in tile units, as geozero's
-/// writer makes it; `None` for what it cannot encode (a line of one point, a ring of two).
-pub fn commands(g: &Geometry<f64>) -> Option<tile::Feature> {
-    let mut out = Vec::new();
+/// The MVT geometry commands (into `out`, cleared first) and type of a geometry already in
+/// tile units, as geozero's writer makes them; `None` for what it cannot encode (a line of
+/// one point, a ring of two).
+pub fn commands(g: &Geometry<f64>, out: &mut Vec<u32>) -> Option<tile::GeomType> {
+    out.clear();
     let mut cursor = (0, 0);
     let polygon = |p: &Polygon<f64>, cursor: &mut (i32, i32), out: &mut Vec<u32>| {
         ring_commands(p.exterior(), cursor, out)
@@ -264,44 +266,39 @@ pub fn commands(g: &Geometry<f64>) -> Option<tile::Feature> {
     let kind = match g {
         Geometry::Point(p) => {
             out.push(command(MOVE_TO, 1));
-            push_delta(p.0, &mut cursor, &mut out);
+            push_delta(p.0, &mut cursor, out);
             tile::GeomType::Point
         }
         Geometry::MultiPoint(mp) => {
             out.push(command(MOVE_TO, mp.0.len()));
             for p in &mp.0 {
-                push_delta(p.0, &mut cursor, &mut out);
+                push_delta(p.0, &mut cursor, out);
             }
             tile::GeomType::Point
         }
         Geometry::LineString(l) => {
-            line_commands(&l.0, &mut cursor, &mut out).then_some(())?;
+            line_commands(&l.0, &mut cursor, out).then_some(())?;
             tile::GeomType::Linestring
         }
         Geometry::MultiLineString(m) => {
             for l in &m.0 {
-                line_commands(&l.0, &mut cursor, &mut out).then_some(())?;
+                line_commands(&l.0, &mut cursor, out).then_some(())?;
             }
             tile::GeomType::Linestring
         }
         Geometry::Polygon(p) => {
-            polygon(p, &mut cursor, &mut out).then_some(())?;
+            polygon(p, &mut cursor, out).then_some(())?;
             tile::GeomType::Polygon
         }
         Geometry::MultiPolygon(mp) => {
             for p in &mp.0 {
-                polygon(p, &mut cursor, &mut out).then_some(())?;
+                polygon(p, &mut cursor, out).then_some(())?;
             }
             tile::GeomType::Polygon
         }
         _ => return None,
     };
-    let mut feature = tile::Feature {
-        geometry: out,
-        ..Default::default()
-    };
-    feature.set_type(kind);
-    Some(feature)
+    Some(kind)
 }
 
 /// Douglas-Peucker as PostGIS's `ST_Simplify` does it: rings that fall below four points are
@@ -679,37 +676,170 @@ fn orient(p: Polygon<f64>) -> Polygon<f64> {
     Polygon::new(ext, ints)
 }
 
-/// Builds one MVT layer from features with their geometry ([`tile_feature`]): adds each
-/// one's id and tags.
-pub fn encode_layer<'a>(
-    layer: &LayerConfig,
-    features: impl Iterator<Item = (i64, tile::Feature, &'a [Value])>,
-) -> Option<tile::Layer> {
-    let mut tags = Tags::new(layer);
-    let mut out = Vec::new();
-    for (id, mut feature, props) in features {
-        feature.id = u64::try_from(id).ok();
-        let mut t = Vec::with_capacity(2 * (props.len() + 1));
-        tags.push(0, int_value(id), &mut t);
-        for (i, (p, value)) in layer.properties.iter().zip(props).enumerate() {
-            if let Some(value) = tile_value(value, p.kind) {
-                tags.push(i + 1, value, &mut t);
+/// One layer of a tile, written straight to protobuf as its features come: each feature's
+/// geometry ([`tile_feature`]), id and tags are encoded once, into the layer's bytes, with the
+/// field order and encoding `prost` gives the MVT messages (a test decodes and re-encodes).
+pub struct LayerEncoder<'l, 'v> {
+    name: &'l str,
+    tags: Tags<'l, 'v>,
+    z: u8,
+    simplify_units: f64,
+    transform: TileTransform,
+    scratch: Scratch,
+    geometry: Vec<u32>,
+    tag_list: Vec<u32>,
+    features: Vec<u8>,
+}
+
+/// Protobuf wire types.
+const VARINT: u8 = 0;
+const LEN: u8 = 2;
+
+/// A field's key byte (every field number here is below 16).
+fn field(number: u8, wire: u8) -> u8 {
+    (number << 3) | wire
+}
+
+/// Bytes of a packed repeated `uint32` field's payload.
+fn packed_len(values: &[u32]) -> usize {
+    values
+        .iter()
+        .map(|v| prost::encoding::encoded_len_varint(u64::from(*v)))
+        .sum()
+}
+
+/// Appends a packed repeated `uint32` field, if it has values (as prost does).
+fn put_packed(number: u8, values: &[u32], len: usize, out: &mut Vec<u8>) {
+    if values.is_empty() {
+        return;
+    }
+    out.push(field(number, LEN));
+    prost::encoding::encode_varint(len as u64, out);
+    for v in values {
+        prost::encoding::encode_varint(u64::from(*v), out);
+    }
+}
+
+/// Bytes a packed field takes whole: key, length, payload; nothing when empty.
+fn packed_field_len(values: &[u32], len: usize) -> usize {
+    if values.is_empty() {
+        0
+    } else {
+        1 + prost::encoding::encoded_len_varint(len as u64) + len
+    }
+}
+
+impl<'l, 'v> LayerEncoder<'l, 'v> {
+    /// An empty layer of `tile`.
+    pub fn new(layer: &'l LayerConfig, tile: &TileCoord, transform: TileTransform) -> Self {
+        LayerEncoder {
+            name: &layer.name,
+            tags: Tags::new(layer),
+            z: tile.z,
+            simplify_units: layer.simplify_units(),
+            transform,
+            scratch: Scratch::default(),
+            geometry: Vec::new(),
+            tag_list: Vec::new(),
+            features: Vec::new(),
+        }
+    }
+
+    /// Adds a feature given in Web Mercator: generalised, clipped and snapped for the tile
+    /// ([`tile_feature`]); nothing when nothing of it is left in the tile.
+    pub fn add_mercator(&mut self, id: i64, merc: &Geometry<f64>, props: &'v [Value]) {
+        if let Some(kind) = tile_feature(
+            merc,
+            self.z,
+            self.simplify_units,
+            &self.transform,
+            &mut self.scratch,
+            &mut self.geometry,
+        ) {
+            self.write_feature(id, kind, props);
+        }
+    }
+
+    /// Adds a feature already generalised for this zoom ([`generalise`]): clipped and
+    /// snapped for the tile ([`to_tile`]).
+    pub fn add_generalised(&mut self, id: i64, g: &Geometry<f64>, props: &'v [Value]) {
+        if let Some(kind) =
+            to_tile(g, &self.transform).and_then(|g| commands(&g, &mut self.geometry))
+        {
+            self.write_feature(id, kind, props);
+        }
+    }
+
+    /// Writes one `Feature` message (id, tags, type, geometry) into the layer's bytes.
+    fn write_feature(&mut self, id: i64, kind: tile::GeomType, props: &'v [Value]) {
+        self.tag_list.clear();
+        self.tags.push(0, int_value(id), &mut self.tag_list);
+        for (i, value) in props.iter().enumerate() {
+            if let Some(value) = self
+                .tags
+                .kind(i + 1)
+                .and_then(|kind| tile_value(value, kind))
+            {
+                self.tags.push(i + 1, value, &mut self.tag_list);
             }
         }
-        feature.tags = t;
-        out.push(feature);
+        let id = u64::try_from(id).ok();
+        let kind = kind as u64;
+        let (tags_len, geometry_len) = (packed_len(&self.tag_list), packed_len(&self.geometry));
+        let body = id.map_or(0, |id| 1 + prost::encoding::encoded_len_varint(id))
+            + packed_field_len(&self.tag_list, tags_len)
+            + 1
+            + prost::encoding::encoded_len_varint(kind)
+            + packed_field_len(&self.geometry, geometry_len);
+        let out = &mut self.features;
+        out.push(field(2, LEN));
+        prost::encoding::encode_varint(body as u64, out);
+        if let Some(id) = id {
+            out.push(field(1, VARINT));
+            prost::encoding::encode_varint(id, out);
+        }
+        put_packed(2, &self.tag_list, tags_len, out);
+        out.push(field(3, VARINT));
+        prost::encoding::encode_varint(kind, out);
+        put_packed(4, &self.geometry, geometry_len, out);
     }
-    if out.is_empty() {
-        return None;
+
+    /// Appends the layer to a tile's bytes (a `Tile.layers` field); nothing when no feature
+    /// made it into the tile.
+    pub fn finish(self, tile: &mut Vec<u8>) {
+        if self.features.is_empty() {
+            return;
+        }
+        let values: Vec<tile::Value> = self.tags.values.into_iter().map(Into::into).collect();
+        let mut rest = Vec::new();
+        for key in &self.tags.keys {
+            rest.push(field(3, LEN));
+            prost::encoding::encode_varint(key.len() as u64, &mut rest);
+            rest.extend_from_slice(key.as_bytes());
+        }
+        for value in &values {
+            rest.push(field(4, LEN));
+            // Writing to a Vec cannot fail.
+            let _ = value.encode_length_delimited(&mut rest);
+        }
+        rest.push(field(5, VARINT));
+        prost::encoding::encode_varint(u64::from(EXTENT), &mut rest);
+        rest.push(field(15, VARINT)); // version
+        prost::encoding::encode_varint(2, &mut rest);
+        let name = self.name.as_bytes();
+        let layer = 1
+            + prost::encoding::encoded_len_varint(name.len() as u64)
+            + name.len()
+            + self.features.len()
+            + rest.len();
+        tile.push(field(3, LEN));
+        prost::encoding::encode_varint(layer as u64, tile);
+        tile.push(field(1, LEN));
+        prost::encoding::encode_varint(name.len() as u64, tile);
+        tile.extend_from_slice(name);
+        tile.extend_from_slice(&self.features);
+        tile.extend_from_slice(&rest);
     }
-    Some(tile::Layer {
-        version: 2,
-        name: layer.name.clone(),
-        features: out,
-        keys: tags.keys,
-        values: tags.values.into_iter().map(Into::into).collect(),
-        extent: Some(EXTENT),
-    })
 }
 
 /// The key and value tables of one layer. Keys are the layer's fixed list (`id`, then its
@@ -717,6 +847,7 @@ pub fn encode_layer<'a>(
 /// the feature's value (a string is copied once, when it first enters the table).
 struct Tags<'l, 'v> {
     names: Vec<&'l str>,
+    kinds: Vec<PropertyType>,
     key_of: Vec<Option<u32>>,
     keys: Vec<String>,
     values: Vec<TileValue>,
@@ -729,12 +860,18 @@ impl<'l, 'v> Tags<'l, 'v> {
             .chain(layer.properties.iter().map(|p| p.name.as_str()))
             .collect();
         Tags {
+            kinds: layer.properties.iter().map(|p| p.kind).collect(),
             key_of: vec![None; names.len()],
             names,
             keys: Vec::new(),
             values: Vec::new(),
             value_of: Default::default(),
         }
+    }
+
+    /// The type of the property in key slot `slot` (1 and up; slot 0 is the id).
+    fn kind(&self, slot: usize) -> Option<PropertyType> {
+        self.kinds.get(slot.checked_sub(1)?).copied()
     }
 
     /// Adds the tag `(key number slot, value)` to a feature's tag list.
@@ -799,18 +936,11 @@ fn tile_value(v: &Value, kind: PropertyType) -> Option<TagValue<'_>> {
     }
 }
 
-/// Serialises layers into one tile; no layers gives no bytes.
-pub fn encode_tile(layers: Vec<tile::Layer>) -> Vec<u8> {
-    if layers.is_empty() {
-        return Vec::new();
-    }
-    Tile { layers }.encode_to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tiles::grid::lonlat_to_mercator;
+    use geozero::mvt::Tile;
 
     #[test]
     fn line_simplification_keeps_the_points_geo_keeps() {
@@ -865,13 +995,15 @@ mod tests {
                 Polygon::new(ring(500.0, 20.0, 50.0), vec![ring(510.0, 30.0, 5.0)]),
             ])),
         ];
+        let mut ours = Vec::new();
         for g in &geometries {
-            let ours = commands(g).expect("encodable");
+            let kind = commands(g, &mut ours).expect("encodable");
             let theirs = g.to_mvt_unscaled().expect("encodable");
-            assert_eq!(ours, theirs, "{g:?}");
+            assert_eq!(ours, theirs.geometry, "{g:?}");
+            assert_eq!(Some(kind as i32), theirs.r#type, "{g:?}");
         }
         let one_point = Geometry::LineString(LineString::from(vec![(1.0, 1.0)]));
-        assert!(commands(&one_point).is_none() && one_point.to_mvt_unscaled().is_err());
+        assert!(commands(&one_point, &mut ours).is_none() && one_point.to_mvt_unscaled().is_err());
     }
 
     #[test]
@@ -908,18 +1040,111 @@ mod tests {
                 Geometry::LineString(part(n))
             };
             let simplify_units = [0.0, 1.0, 4.0][case % 3];
-            let expected = tile_geometry(&g, &t, simplify_units).and_then(|g| commands(&g));
-            let ours = tile_feature(
+            let (mut ours, mut expected) = (Vec::new(), Vec::new());
+            let expected_kind =
+                tile_geometry(&g, &t, simplify_units).and_then(|g| commands(&g, &mut expected));
+            let kind = tile_feature(
                 &g,
                 t.z,
                 simplify_units,
                 &t.to_tile_transform(),
                 &mut scratch,
+                &mut ours,
             );
-            assert_eq!(ours, expected, "case {case}: {g:?} at {t:?}");
-            checked += usize::from(expected.is_some());
+            assert_eq!(kind, expected_kind, "case {case}: {g:?} at {t:?}");
+            if expected_kind.is_some() {
+                assert_eq!(ours, expected, "case {case}: {g:?} at {t:?}");
+            }
+            checked += usize::from(expected_kind.is_some());
         }
         assert!(checked > 1000, "only {checked} lines reached a tile");
+    }
+
+    #[test]
+    fn layers_are_written_as_prost_writes_them() {
+        use crate::config::{PropertyConfig, default_layers};
+        let mut layer = default_layers().swap_remove(1);
+        for (name, kind) in [
+            ("count", PropertyType::Integer),
+            ("wet", PropertyType::Boolean),
+        ] {
+            layer.properties.push(PropertyConfig {
+                name: name.into(),
+                column: None,
+                field: None,
+                kind,
+            });
+        }
+        let t = TileCoord::new(8, 41, 98, 22).unwrap();
+        let b = t.mercator_bounds();
+        let at = |fx: f64, fy: f64| {
+            (
+                b.minx + fx * (b.maxx - b.minx),
+                b.miny + fy * (b.maxy - b.miny),
+            )
+        };
+        let features: Vec<(i64, Geometry<f64>, Vec<Value>)> = (0..40)
+            .map(|i| {
+                let f = f64::from(i) / 40.0;
+                let g = match i % 3 {
+                    0 => Geometry::Point(at(f, 0.5).into()),
+                    1 => Geometry::LineString(vec![at(f, 0.1), at(0.5, f), at(1.2, 0.9)].into()),
+                    _ => Geometry::Polygon(Polygon::new(
+                        vec![at(f, f), at(f + 0.1, f), at(f + 0.1, f + 0.1), at(f, f)].into(),
+                        vec![],
+                    )),
+                };
+                let mut props: Vec<Value> = vec![Value::Null; layer.properties.len()];
+                props[0] = Value::from(format!("C_{}", i % 5));
+                props[2] = Value::from(["channel", "diversion"][i as usize % 2]);
+                props[8] = Value::from(f64::from(i) * 1.5);
+                props[9] = Value::from(i64::from(i) - 20);
+                props[10] = Value::from(i % 2 == 0);
+                (i64::from(i) - 3, g, props)
+            })
+            .collect();
+        let mut tile = Vec::new();
+        let mut encoder = LayerEncoder::new(&layer, &t, t.to_tile_transform());
+        for (id, g, props) in &features {
+            encoder.add_mercator(*id, g, props);
+        }
+        encoder.finish(&mut tile);
+        LayerEncoder::new(&layer, &t, t.to_tile_transform()).finish(&mut tile);
+        let decoded = Tile::decode(&tile[..]).expect("a valid tile");
+        assert_eq!(
+            decoded.encode_to_vec(),
+            tile,
+            "field order and encoding as prost's"
+        );
+        assert_eq!(decoded.layers.len(), 1, "an empty layer writes nothing");
+        let l = &decoded.layers[0];
+        assert_eq!(
+            (l.name.as_str(), l.version, l.extent),
+            ("arcs", 2, Some(4096))
+        );
+        assert_eq!(l.features.len(), 40);
+        assert_eq!(l.features[0].id, None, "negative ids have no id field");
+        assert_eq!(l.features[39].id, Some(36));
+        let tag = |f: &tile::Feature, key: &str| {
+            let k = l.keys.iter().position(|k| k == key)? as u32;
+            let v = f.tags.chunks(2).find(|kv| kv[0] == k)?[1];
+            Some(l.values[v as usize].clone())
+        };
+        let last = &l.features[39];
+        assert_eq!(tag(last, "id").and_then(|v| v.uint_value), Some(36));
+        assert_eq!(tag(last, "count").and_then(|v| v.uint_value), Some(19));
+        let first = &l.features[0];
+        assert_eq!(tag(first, "count").and_then(|v| v.sint_value), Some(-20));
+        assert_eq!(tag(last, "wet").and_then(|v| v.bool_value), Some(false));
+        assert_eq!(
+            tag(last, "length_m").and_then(|v| v.double_value),
+            Some(58.5)
+        );
+        assert_eq!(tag(last, "name"), None, "nulls are left out");
+        assert_eq!(
+            tag(last, "short_code").and_then(|v| v.string_value),
+            Some("C_4".to_string())
+        );
     }
 
     #[test]

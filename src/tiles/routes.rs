@@ -167,7 +167,7 @@ pub fn send_tile(
         }
         Some(_) => {
             out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            (tile.gzip.clone(), "gzip")
+            (tile.gzip(), "gzip")
         }
         None => (tile.raw.clone(), "identity"),
     };
