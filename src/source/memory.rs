@@ -369,15 +369,16 @@ impl Source for MemorySource {
             let Some(data) = self.layers.get(&layer.name) else {
                 continue;
             };
-            let mut hits: Vec<&Item> = data
+            // In id order, ties in the order of the data.
+            let mut hits: Vec<(i64, usize)> = data
                 .tree
                 .locate_in_envelope_intersecting(&env)
-                .map(|e| &data.items[e.index])
+                .map(|e| (data.items[e.index].id, e.index))
                 .collect();
-            hits.sort_by_key(|i| i.id);
+            hits.sort_unstable();
             let tol = layer.simplify_units();
-            let mut encoder = LayerEncoder::new(layer, &tile, transform);
-            for item in hits {
+            let mut encoder = LayerEncoder::new(layer, &tile, transform, hits.len());
+            for item in hits.into_iter().map(|(_, i)| &data.items[i]) {
                 match &item.generalised {
                     Some(slots) => {
                         let g = slots[tile.z.min(30) as usize]

@@ -190,7 +190,7 @@ impl PostgisSource {
         let mut out = Vec::new();
         for (layer, mut features) in active.iter().zip(by_layer) {
             features.sort_by_key(|f| f.0);
-            let mut encoder = LayerEncoder::new(layer, &tile, transform);
+            let mut encoder = LayerEncoder::new(layer, &tile, transform, features.len());
             for (id, merc, props) in &features {
                 encoder.add_mercator(*id, merc, props);
             }

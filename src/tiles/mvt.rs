@@ -11,7 +11,7 @@ use crate::config::{LayerConfig, PropertyType};
 use crate::tiles::grid::{BUFFER, EXTENT, TileCoord, TileTransform};
 use geo::algorithm::bool_ops::FillRule;
 use geo::{
-    BooleanOps, BoundingRect, Coord, Distance, Geometry, LineString, MapCoords, MultiLineString,
+    BooleanOps, BoundingRect, Coord, Geometry, LineString, MapCoords, MultiLineString,
     MultiPolygon, Point, Polygon, Rect, Simplify,
 };
 use geozero::mvt::{Message, TileValue, tile};
@@ -357,10 +357,10 @@ fn simplify_into(pts: &[Coord<f64>], tolerance: f64, out: &mut Vec<Coord<f64>>) 
         if b - a < 2 {
             continue;
         }
-        let chord = geo::Line::new(pts[a], pts[b]);
+        let chord = Chord::new(pts[a], pts[b]);
         let (mut far, mut far_d) = (a + 1, 0.0);
         for (i, p) in pts.iter().enumerate().take(b).skip(a + 1) {
-            let d = geo::Euclidean.distance(*p, &chord);
+            let d = chord.distance(*p);
             if d >= far_d {
                 (far, far_d) = (i, d);
             }
@@ -379,6 +379,49 @@ fn simplify_into(pts: &[Coord<f64>], tolerance: f64, out: &mut Vec<Coord<f64>>) 
             .filter(|(i, _)| keep & (1 << i) != 0)
             .map(|(_, p)| *p),
     );
+}
+
+/// A segment whose distance to many points is wanted: `geo`'s point-to-segment distance
+/// (`line_segment_distance`), the same operations in the same order so the same bits, with the
+/// segment's length worked out once instead of once per point.
+struct Chord {
+    start: Coord<f64>,
+    end: Coord<f64>,
+    dx: f64,
+    dy: f64,
+    d_squared: f64,
+    length: f64,
+}
+
+impl Chord {
+    fn new(start: Coord<f64>, end: Coord<f64>) -> Chord {
+        let (dx, dy) = (end.x - start.x, end.y - start.y);
+        Chord {
+            start,
+            end,
+            dx,
+            dy,
+            d_squared: dx * dx + dy * dy,
+            length: dx.hypot(dy),
+        }
+    }
+
+    fn distance(&self, p: Coord<f64>) -> f64 {
+        let to = |c: Coord<f64>| (c.x - p.x).hypot(c.y - p.y);
+        if self.start == self.end {
+            return to(self.start);
+        }
+        let (start, dx, dy) = (self.start, self.dx, self.dy);
+        let r = ((p.x - start.x) * dx + (p.y - start.y) * dy) / self.d_squared;
+        if r <= 0.0 {
+            return to(start);
+        }
+        if r >= 1.0 {
+            return to(self.end);
+        }
+        let s = ((start.y - p.y) * dx - (start.x - p.x) * dy) / self.d_squared;
+        s.abs() * self.length
+    }
 }
 
 /// PostGIS's `remove_repeated_points` with a tolerance: a point within `tol` of the last kept
@@ -700,6 +743,15 @@ fn field(number: u8, wire: u8) -> u8 {
     (number << 3) | wire
 }
 
+/// Appends a protobuf varint.
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Bytes of a packed repeated `uint32` field's payload.
 fn packed_len(values: &[u32]) -> usize {
     values
@@ -714,9 +766,9 @@ fn put_packed(number: u8, values: &[u32], len: usize, out: &mut Vec<u8>) {
         return;
     }
     out.push(field(number, LEN));
-    prost::encoding::encode_varint(len as u64, out);
+    put_varint(len as u64, out);
     for v in values {
-        prost::encoding::encode_varint(u64::from(*v), out);
+        put_varint(u64::from(*v), out);
     }
 }
 
@@ -730,11 +782,16 @@ fn packed_field_len(values: &[u32], len: usize) -> usize {
 }
 
 impl<'l, 'v> LayerEncoder<'l, 'v> {
-    /// An empty layer of `tile`.
-    pub fn new(layer: &'l LayerConfig, tile: &TileCoord, transform: TileTransform) -> Self {
+    /// An empty layer of `tile`, with room for about `features` features.
+    pub fn new(
+        layer: &'l LayerConfig,
+        tile: &TileCoord,
+        transform: TileTransform,
+        features: usize,
+    ) -> Self {
         LayerEncoder {
             name: &layer.name,
-            tags: Tags::new(layer),
+            tags: Tags::new(layer, features),
             z: tile.z,
             simplify_units: layer.simplify_units(),
             transform,
@@ -792,15 +849,16 @@ impl<'l, 'v> LayerEncoder<'l, 'v> {
             + prost::encoding::encoded_len_varint(kind)
             + packed_field_len(&self.geometry, geometry_len);
         let out = &mut self.features;
+        out.reserve(body + 6);
         out.push(field(2, LEN));
-        prost::encoding::encode_varint(body as u64, out);
+        put_varint(body as u64, out);
         if let Some(id) = id {
             out.push(field(1, VARINT));
-            prost::encoding::encode_varint(id, out);
+            put_varint(id, out);
         }
         put_packed(2, &self.tag_list, tags_len, out);
         out.push(field(3, VARINT));
-        prost::encoding::encode_varint(kind, out);
+        put_varint(kind, out);
         put_packed(4, &self.geometry, geometry_len, out);
     }
 
@@ -814,7 +872,7 @@ impl<'l, 'v> LayerEncoder<'l, 'v> {
         let mut rest = Vec::new();
         for key in &self.tags.keys {
             rest.push(field(3, LEN));
-            prost::encoding::encode_varint(key.len() as u64, &mut rest);
+            put_varint(key.len() as u64, &mut rest);
             rest.extend_from_slice(key.as_bytes());
         }
         for value in &values {
@@ -823,9 +881,9 @@ impl<'l, 'v> LayerEncoder<'l, 'v> {
             let _ = value.encode_length_delimited(&mut rest);
         }
         rest.push(field(5, VARINT));
-        prost::encoding::encode_varint(u64::from(EXTENT), &mut rest);
+        put_varint(u64::from(EXTENT), &mut rest);
         rest.push(field(15, VARINT)); // version
-        prost::encoding::encode_varint(2, &mut rest);
+        put_varint(2, &mut rest);
         let name = self.name.as_bytes();
         let layer = 1
             + prost::encoding::encoded_len_varint(name.len() as u64)
@@ -833,9 +891,9 @@ impl<'l, 'v> LayerEncoder<'l, 'v> {
             + self.features.len()
             + rest.len();
         tile.push(field(3, LEN));
-        prost::encoding::encode_varint(layer as u64, tile);
+        put_varint(layer as u64, tile);
         tile.push(field(1, LEN));
-        prost::encoding::encode_varint(name.len() as u64, tile);
+        put_varint(name.len() as u64, tile);
         tile.extend_from_slice(name);
         tile.extend_from_slice(&self.features);
         tile.extend_from_slice(&rest);
@@ -855,7 +913,9 @@ struct Tags<'l, 'v> {
 }
 
 impl<'l, 'v> Tags<'l, 'v> {
-    fn new(layer: &'l LayerConfig) -> Tags<'l, 'v> {
+    /// Tables for a layer, with room for the values of about `features` features (each has
+    /// its own id, at least).
+    fn new(layer: &'l LayerConfig, features: usize) -> Tags<'l, 'v> {
         let names: Vec<&str> = std::iter::once("id")
             .chain(layer.properties.iter().map(|p| p.name.as_str()))
             .collect();
@@ -864,8 +924,11 @@ impl<'l, 'v> Tags<'l, 'v> {
             key_of: vec![None; names.len()],
             names,
             keys: Vec::new(),
-            values: Vec::new(),
-            value_of: Default::default(),
+            values: Vec::with_capacity(features),
+            value_of: std::collections::HashMap::with_capacity_and_hasher(
+                features,
+                Default::default(),
+            ),
         }
     }
 
@@ -1104,12 +1167,12 @@ mod tests {
             })
             .collect();
         let mut tile = Vec::new();
-        let mut encoder = LayerEncoder::new(&layer, &t, t.to_tile_transform());
+        let mut encoder = LayerEncoder::new(&layer, &t, t.to_tile_transform(), 10);
         for (id, g, props) in &features {
             encoder.add_mercator(*id, g, props);
         }
         encoder.finish(&mut tile);
-        LayerEncoder::new(&layer, &t, t.to_tile_transform()).finish(&mut tile);
+        LayerEncoder::new(&layer, &t, t.to_tile_transform(), 0).finish(&mut tile);
         let decoded = Tile::decode(&tile[..]).expect("a valid tile");
         assert_eq!(
             decoded.encode_to_vec(),
