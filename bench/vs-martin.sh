@@ -12,7 +12,8 @@
 #   cold:    caches off on both, the same CalSim3 tiles; and z 8-10 tiles of the synthetic lines
 #   memory:  our embedded memory source (--data) on the CalSim3 tiles, cache off
 #   geojson: /collections/arcs/items?bbox= over random boxes (no Martin equivalent)
-# Prints a Markdown table (requests/s, p50, p99, ratio to Martin) for bench/RESULTS.md.
+# Prints a Markdown table (requests/s, p50, p99, ratio to Martin) for bench/RESULTS.md, and
+# leaves the servers' logs and every wrk report in bench/out/vs-martin (LOGS=DIR to change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -29,7 +30,12 @@ cargo build --release -q
 BIN="$PWD/target/release/coeqwal-network-api"
 OUT="$(mktemp -d)"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"; stop_throwaway_pg; }
+LOGS="${LOGS:-$PWD/bench/out/vs-martin}"
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$LOGS"; mkdir -p "$LOGS"; cp "$OUT"/*.log "$OUT"/wrk-runs.txt "$LOGS"/ 2>/dev/null || true
+  rm -rf "$OUT"; stop_throwaway_pg
+}
 trap cleanup EXIT
 
 [[ -n "${DATABASE_URL:-}" ]] || start_throwaway_pg
@@ -122,14 +128,14 @@ wait_up() { # $1 url
 
 start_ours() { # $1 port, $2 cache MB, extra args...
   local port=$1 cache=$2; shift 2
-  RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --cache-size-mb "$cache" "$@" >"$OUT/ours-$port.log" 2>&1 &
+  RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --cache-size-mb "$cache" "$@" >>"$OUT/ours-$port.log" 2>&1 &
   PIDS+=($!)
   wait_up "http://127.0.0.1:$port/health"
 }
 
 start_martin() { # $1 port, $2 cache MB
   martin_config "$1" "$2" >"$OUT/martin-$1.yaml"
-  RUST_LOG=warn "$TOOLS/bin/martin" --config "$OUT/martin-$1.yaml" >"$OUT/martin-$1.log" 2>&1 &
+  RUST_LOG=warn "$TOOLS/bin/martin" --config "$OUT/martin-$1.yaml" >>"$OUT/martin-$1.log" 2>&1 &
   PIDS+=($!)
   wait_up "http://127.0.0.1:$1/catalog"
 }
@@ -151,6 +157,7 @@ load() { # $1 url file, $2 connections
   base=$(head -1 "$1" | grep -o '^http://[^/]*')
   URLS_FILE="$1" wrk -t2 -c "$2" -d "$DURATION" -s bench/urls.lua "$base" >"$OUT/wrk.out" 2>"$OUT/wrk.json" \
     || { echo "wrk failed on $1:" >&2; cat "$OUT/wrk.out" "$OUT/wrk.json" >&2; exit 1; }
+  { echo "== $(basename "$1"), $2 connections"; cat "$OUT/wrk.out" "$OUT/wrk.json"; } >>"$OUT/wrk-runs.txt"
   python3 -c 'import json, sys; d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("%.0f %.1f %.1f %d" % (d["rps"], d["p50"], d["p99"], d["errors"]))' "$OUT/wrk.json"
 }
 
