@@ -50,6 +50,8 @@ const KEEP_GENERALISED_FROM: usize = 64;
 
 struct Entry {
     index: usize,
+    /// The item's id, so a tile orders its hits without reading the items.
+    id: i64,
     envelope: AABB<[f64; 2]>,
 }
 
@@ -279,6 +281,7 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
         });
         entries.push(Entry {
             index: items.len(),
+            id,
             envelope: merc_envelope(&b),
         });
         let generalised = (merc.coords_count() >= KEEP_GENERALISED_FROM)
@@ -291,6 +294,8 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
             generalised,
         });
     }
+    let mut tree = RTree::bulk_load(entries);
+    let items = in_tree_order(items, &mut tree);
     MemoryLayer {
         stats: LayerStats {
             count: items.len() as u64,
@@ -298,8 +303,37 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
         },
         search: SearchIndex::build(layer, &items),
         items,
-        tree: RTree::bulk_load(entries),
+        tree,
     }
+}
+
+/// The items in the R-tree's leaf order (the tree's entries renumbered to match), with what
+/// tiles read of each (its Web Mercator geometry and its properties) allocated again in that
+/// order, so the features of one tile lie close together in memory. With a million features,
+/// reading them scattered in load order cost more than encoding them.
+fn in_tree_order(items: Vec<Item>, tree: &mut RTree<Entry>) -> Vec<Item> {
+    let mut old: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    let mut moved = Vec::with_capacity(old.len());
+    // Every copy is made before any old allocation is freed, or copies would reuse the freed
+    // places, in load order again.
+    let mut spent = Vec::with_capacity(old.len());
+    let mut position_of = vec![0; old.len()];
+    for e in tree.iter() {
+        if let Some(item) = old[e.index].take() {
+            position_of[e.index] = moved.len();
+            moved.push(Item {
+                merc: item.merc.clone(),
+                props: item.props.clone(),
+                ..item
+            });
+            spent.push((item.merc, item.props));
+        }
+    }
+    drop(spent);
+    for e in tree.iter_mut() {
+        e.index = position_of[e.index];
+    }
+    moved
 }
 
 fn properties(layer: &LayerConfig, id: i64, props: &[Value]) -> Map<String, Value> {
@@ -373,7 +407,7 @@ impl Source for MemorySource {
             let mut hits: Vec<(i64, usize)> = data
                 .tree
                 .locate_in_envelope_intersecting(&env)
-                .map(|e| (data.items[e.index].id, e.index))
+                .map(|e| (e.id, e.index))
                 .collect();
             hits.sort_unstable();
             let tol = layer.simplify_units();
@@ -488,9 +522,11 @@ impl Source for MemorySource {
 
     async fn rows(&self, layer: &LayerConfig) -> AppResult<Vec<NetworkRow>> {
         let data = self.layer(&layer.name)?;
-        Ok(data
-            .items
-            .iter()
+        // In id order, as PostGIS gives them (the items are in the R-tree's order).
+        let mut items: Vec<&Item> = data.items.iter().collect();
+        items.sort_by_key(|i| i.id);
+        Ok(items
+            .into_iter()
             .map(|item| NetworkRow {
                 id: item.id,
                 geometry: geometry_value(&item.lonlat),

@@ -14,7 +14,7 @@ use geo::{
     BooleanOps, BoundingRect, Coord, Geometry, LineString, MapCoords, MultiLineString,
     MultiPolygon, Point, Polygon, Rect, Simplify,
 };
-use geozero::mvt::{Message, TileValue, tile};
+use geozero::mvt::tile;
 use serde_json::Value;
 
 /// Fill rule of the polygon overlay (clipping and repair); measured closest to PostGIS.
@@ -736,6 +736,7 @@ pub struct LayerEncoder<'l, 'v> {
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 
 /// A field's key byte (every field number here is below 16).
@@ -868,17 +869,14 @@ impl<'l, 'v> LayerEncoder<'l, 'v> {
         if self.features.is_empty() {
             return;
         }
-        let values: Vec<tile::Value> = self.tags.values.into_iter().map(Into::into).collect();
         let mut rest = Vec::new();
         for key in &self.tags.keys {
             rest.push(field(3, LEN));
             put_varint(key.len() as u64, &mut rest);
             rest.extend_from_slice(key.as_bytes());
         }
-        for value in &values {
-            rest.push(field(4, LEN));
-            // Writing to a Vec cannot fail.
-            let _ = value.encode_length_delimited(&mut rest);
+        for value in &self.tags.values {
+            value.write(&mut rest);
         }
         rest.push(field(5, VARINT));
         put_varint(u64::from(EXTENT), &mut rest);
@@ -908,7 +906,7 @@ struct Tags<'l, 'v> {
     kinds: Vec<PropertyType>,
     key_of: Vec<Option<u32>>,
     keys: Vec<String>,
-    values: Vec<TileValue>,
+    values: Vec<TagValue<'v>>,
     value_of: std::collections::HashMap<TagValue<'v>, u32, foldhash::fast::RandomState>,
 }
 
@@ -946,7 +944,7 @@ impl<'l, 'v> Tags<'l, 'v> {
         let value = match self.value_of.entry(value) {
             std::collections::hash_map::Entry::Occupied(e) => *e.get(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                self.values.push(e.key().to_tile_value());
+                self.values.push(e.key().clone());
                 *e.insert((self.values.len() - 1) as u32)
             }
         };
@@ -956,7 +954,7 @@ impl<'l, 'v> Tags<'l, 'v> {
 
 /// A tag value as the tables compare it: a string borrowed from the feature where it can be,
 /// a double by its bits.
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum TagValue<'v> {
     Str(std::borrow::Cow<'v, str>),
     Double(u64),
@@ -966,13 +964,42 @@ enum TagValue<'v> {
 }
 
 impl TagValue<'_> {
-    fn to_tile_value(&self) -> TileValue {
+    /// Appends the value as a `Layer.values` field: a `Value` message with the one field its
+    /// type uses (1 string, 3 double, 5 uint64, 6 sint64, 7 bool).
+    fn write(&self, out: &mut Vec<u8>) {
+        use prost::encoding::encoded_len_varint as len_of;
+        let zigzag = |i: i64| ((i << 1) ^ (i >> 63)) as u64;
+        let len = match self {
+            TagValue::Str(s) => 1 + len_of(s.len() as u64) + s.len(),
+            TagValue::Double(_) => 9,
+            TagValue::Uint(u) => 1 + len_of(*u),
+            TagValue::Sint(i) => 1 + len_of(zigzag(*i)),
+            TagValue::Bool(_) => 2,
+        };
+        out.push(field(4, LEN));
+        put_varint(len as u64, out);
         match self {
-            TagValue::Str(s) => TileValue::Str(s.to_string()),
-            TagValue::Double(bits) => TileValue::Double(f64::from_bits(*bits)),
-            TagValue::Uint(u) => TileValue::Uint(*u),
-            TagValue::Sint(i) => TileValue::Sint(*i),
-            TagValue::Bool(b) => TileValue::Bool(*b),
+            TagValue::Str(s) => {
+                out.push(field(1, LEN));
+                put_varint(s.len() as u64, out);
+                out.extend_from_slice(s.as_bytes());
+            }
+            TagValue::Double(bits) => {
+                out.push(field(3, FIXED64));
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+            TagValue::Uint(u) => {
+                out.push(field(5, VARINT));
+                put_varint(*u, out);
+            }
+            TagValue::Sint(i) => {
+                out.push(field(6, VARINT));
+                put_varint(zigzag(*i), out);
+            }
+            TagValue::Bool(b) => {
+                out.push(field(7, VARINT));
+                out.push(u8::from(*b));
+            }
         }
     }
 }
@@ -1003,7 +1030,7 @@ fn tile_value(v: &Value, kind: PropertyType) -> Option<TagValue<'_>> {
 mod tests {
     use super::*;
     use crate::tiles::grid::lonlat_to_mercator;
-    use geozero::mvt::Tile;
+    use geozero::mvt::{Message, Tile};
 
     #[test]
     fn line_simplification_keeps_the_points_geo_keeps() {
