@@ -14,6 +14,8 @@
 #   geojson: /collections/arcs/items?bbox= over random boxes (no Martin equivalent)
 # Prints a Markdown table (requests/s, p50, p99, ratio to Martin) for bench/RESULTS.md, and
 # leaves the servers' logs and every wrk report in bench/out/vs-martin (LOGS=DIR to change).
+# WRK_STATUS=1 has wrk report the status, content type and request id of answers of 400 or more
+# (bench/urls.lua; it slows wrk down, so not for the figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
