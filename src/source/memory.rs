@@ -294,8 +294,8 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
             generalised,
         });
     }
-    let mut tree = RTree::bulk_load(entries);
-    let items = in_tree_order(items, &mut tree);
+    let tree = RTree::bulk_load(entries);
+    cluster_in_tree_order(&mut items, &tree);
     MemoryLayer {
         stats: LayerStats {
             count: items.len() as u64,
@@ -307,33 +307,24 @@ fn build_layer(layer: &LayerConfig, features: Vec<LayerFeature>) -> MemoryLayer 
     }
 }
 
-/// The items in the R-tree's leaf order (the tree's entries renumbered to match), with what
-/// tiles read of each (its Web Mercator geometry and its properties) allocated again in that
-/// order, so the features of one tile lie close together in memory. With a million features,
-/// reading them scattered in load order cost more than encoding them.
-fn in_tree_order(items: Vec<Item>, tree: &mut RTree<Entry>) -> Vec<Item> {
-    let mut old: Vec<Option<Item>> = items.into_iter().map(Some).collect();
-    let mut moved = Vec::with_capacity(old.len());
+/// Allocates again, in the R-tree's leaf order, what tiles read of each item (its Web
+/// Mercator geometry and its properties), so the features of one tile lie close together in
+/// memory. With a million features, reading them scattered in load order cost more than
+/// encoding them. The items themselves stay in load order.
+fn cluster_in_tree_order(items: &mut [Item], tree: &RTree<Entry>) {
     // Every copy is made before any old allocation is freed, or copies would reuse the freed
     // places, in load order again.
-    let mut spent = Vec::with_capacity(old.len());
-    let mut position_of = vec![0; old.len()];
-    for e in tree.iter() {
-        if let Some(item) = old[e.index].take() {
-            position_of[e.index] = moved.len();
-            moved.push(Item {
-                merc: item.merc.clone(),
-                props: item.props.clone(),
-                ..item
-            });
-            spent.push((item.merc, item.props));
-        }
+    let copies: Vec<(usize, Geometry<f64>, Vec<Value>)> = tree
+        .iter()
+        .map(|e| {
+            let item = &items[e.index];
+            (e.index, item.merc.clone(), item.props.clone())
+        })
+        .collect();
+    for (i, merc, props) in copies {
+        items[i].merc = merc;
+        items[i].props = props;
     }
-    drop(spent);
-    for e in tree.iter_mut() {
-        e.index = position_of[e.index];
-    }
-    moved
 }
 
 fn properties(layer: &LayerConfig, id: i64, props: &[Value]) -> Map<String, Value> {
