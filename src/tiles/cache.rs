@@ -66,7 +66,9 @@ impl EncodedTile {
         EncodedTile::with_level(raw, 1)
     }
 
-    fn with_level(raw: Vec<u8>, gzip_level: u32) -> EncodedTile {
+    fn with_level(mut raw: Vec<u8>, gzip_level: u32) -> EncodedTile {
+        // A body built by appending holds up to twice its length; the cache counts its length.
+        raw.shrink_to_fit();
         let etag: Arc<str> = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&raw)).into();
         EncodedTile {
             raw: Bytes::from(raw),
@@ -101,7 +103,9 @@ pub fn gzip_at(raw: &[u8], level: u32) -> Bytes {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(raw);
-    Bytes::from(enc.finish().unwrap_or_default())
+    let mut out = enc.finish().unwrap_or_default();
+    out.shrink_to_fit();
+    Bytes::from(out)
 }
 
 /// brotli at quality 5: close to gzip's speed, smaller output.
@@ -111,6 +115,7 @@ pub fn brotli(raw: &[u8]) -> Bytes {
         let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
         let _ = w.write_all(raw);
     }
+    out.shrink_to_fit();
     Bytes::from(out)
 }
 
